@@ -1,0 +1,240 @@
+"""The recipe's steps. Each runs one stage CLI as a subprocess (printing the command, so
+the step can be rerun alone), then records a done-marker in `<run_dir>/.steps/`.
+
+A step whose marker exists and whose outputs are still present is skipped, so a rerun of
+a finished pipeline does no work. A step without a marker is (re)run; every stage tool
+resumes its own partial work (section shards, TFRecord shards, training checkpoints).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from recipe.config import REPO, RecipeError
+from utils.atomic import write_json_atomic, write_text_atomic
+
+
+class Run:
+    """A run folder and its configuration."""
+
+    def __init__(self, run_dir: Path, cfg: dict[str, Any]) -> None:
+        self.dir, self.cfg = run_dir, cfg
+
+    # Paths of each stage's outputs inside the run folder.
+    @property
+    def notes(self) -> Path:
+        return Path(self.cfg["notes"]) if self.cfg.get("notes") else self.dir / "notes" / "NOTEEVENTS.csv.gz"
+
+    text_dir = property(lambda self: self.dir / "text")
+    tfrecord_dir = property(lambda self: self.dir / "tfrecords")
+    model_dir = property(lambda self: self.dir / "pretrain")
+    export_dir = property(lambda self: self.dir / "huggingface")
+    compare_dir = property(lambda self: self.dir / "compare")
+
+    @property
+    def vocab_file(self) -> Path:
+        if self.cfg.get("init"):
+            return Path(self.cfg["init"]["vocab_file"])
+        return self.dir / "vocab" / "vocab.txt"
+
+    @property
+    def bert_config_file(self) -> Path:
+        if self.cfg.get("init"):
+            return Path(self.cfg["init"]["bert_config_file"])
+        return self.dir / "vocab" / "bert_config.json"
+
+    def marker(self, step: str) -> Path:
+        return self.dir / ".steps" / f"{step}.json"
+
+
+def log(msg: str) -> None:
+    print(f"[recipe] {msg}", file=sys.stderr, flush=True)
+
+
+def run_command(args: list[str], log_file: Path | None = None) -> None:
+    """Run a stage CLI with this venv's Python from the repo root; stderr passes through."""
+    cmd = [sys.executable, "-m", *args]
+    log("$ " + " ".join(shlex.quote(a) for a in ["python", "-m", *args]))
+    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+    proc = subprocess.run(cmd, cwd=REPO, env=env)
+    if proc.returncode != 0:
+        raise RecipeError(f"step failed (exit {proc.returncode}): python -m {' '.join(args[:1])}; "
+                          "fix the problem above and rerun the same command: finished work is kept")
+
+
+def flag(name: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return f"--{name}={'true' if value else 'false'}"
+    return f"--{name}={value}"
+
+
+# --- steps -----------------------------------------------------------------------------
+
+def step_notes(run: Run) -> dict[str, Any] | None:
+    """Demo only: deterministic synthetic MIMIC-III-shaped notes."""
+    if run.cfg["mode"] != "demo":
+        return None
+    run_command(["data_prep.synthetic_notes", "--notes", str(run.cfg["demo_notes"]),
+                 "--seed", str(run.cfg["demo_seed"]), "--out", str(run.notes)])
+    return {"outputs": [str(run.notes)]}
+
+
+def step_sections(run: Run) -> dict[str, Any]:
+    c = run.cfg
+    args = ["section_split", "--input", str(run.notes), "--output_dir", str(run.text_dir),
+            "--corpus", c["corpus"], "--num_workers", str(c["num_workers"])]
+    if c.get("shard_notes"):
+        args += ["--shard_notes", str(c["shard_notes"])]
+    if c.get("fix_known_bugs"):
+        args.append("--fix_known_bugs")
+    if c.get("drop_iserror"):
+        args.append("--drop_iserror")
+    if c.get("spacy_model"):
+        args += ["--spacy_model", c["spacy_model"]]
+    run_command(args)
+    return {"outputs": [str(run.text_dir / "manifest.json")]}
+
+
+def text_shards(run: Run) -> list[Path]:
+    shards = sorted(p for p in run.text_dir.glob("*.txt"))
+    if not shards:
+        raise RecipeError(f"{run.text_dir}: no text shards; run the sections step first")
+    return shards
+
+
+def step_vocab(run: Run) -> dict[str, Any] | None:
+    """Demo only (no published vocab can be downloaded here): a WordPiece vocab trained on
+    the synthetic corpus, and a tiny BERT config sized to it."""
+    c = run.cfg
+    if c.get("init"):
+        return None
+    vocab = run.vocab_file
+    run_command(["bert.build_vocab", "--input_file", ",".join(str(p) for p in text_shards(run)),
+                 "--output_file", str(vocab), "--vocab_size", str(c["vocab_size"]),
+                 flag("do_lower_case", c["do_lower_case"])])
+    vocab_size = sum(1 for _ in open(vocab, encoding="utf-8"))
+    bert_config = {
+        "vocab_size": vocab_size, "hidden_size": c["tiny_hidden_size"],
+        "num_hidden_layers": c["tiny_layers"], "num_attention_heads": c["tiny_heads"],
+        "intermediate_size": c["tiny_intermediate_size"], "hidden_act": "gelu",
+        "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
+        "max_position_embeddings": max(128, c["max_seq_length"]), "type_vocab_size": 2,
+        "initializer_range": 0.02,
+    }
+    write_text_atomic(run.bert_config_file, json.dumps(bert_config, indent=2) + "\n")
+    return {"outputs": [str(vocab), str(run.bert_config_file)], "vocab_size": vocab_size}
+
+
+def step_tfrecords(run: Run) -> dict[str, Any]:
+    c = run.cfg
+    pattern = str(run.text_dir / "*.txt")
+    text_shards(run)
+    run_command(["bert.create_pretraining_data", "--input_file", pattern,
+                 "--output_dir", str(run.tfrecord_dir), "--vocab_file", str(run.vocab_file),
+                 flag("do_lower_case", c["do_lower_case"]),
+                 flag("max_seq_length", c["max_seq_length"]),
+                 flag("max_predictions_per_seq", c["max_predictions_per_seq"]),
+                 flag("random_seed", c["random_seed"]), flag("dupe_factor", c["dupe_factor"]),
+                 flag("masked_lm_prob", c["masked_lm_prob"]), flag("short_seq_prob", c["short_seq_prob"]),
+                 flag("num_workers", c["num_workers"])])
+    return {"outputs": [str(p) for p in sorted(run.tfrecord_dir.glob("*.tfrecord"))]}
+
+
+def step_pretrain(run: Run) -> dict[str, Any]:
+    c = run.cfg
+    args = ["bert.run_pretraining", "--input_file", str(run.tfrecord_dir / "*.tfrecord"),
+            "--output_dir", str(run.model_dir), "--bert_config_file", str(run.bert_config_file),
+            "--do_train=true", "--do_eval=true",
+            flag("do_lower_case", c["do_lower_case"]),
+            flag("max_seq_length", c["max_seq_length"]),
+            flag("max_predictions_per_seq", c["max_predictions_per_seq"]),
+            flag("train_batch_size", c["train_batch_size"]), flag("eval_batch_size", c["eval_batch_size"]),
+            flag("learning_rate", c["learning_rate"]), flag("num_train_steps", c["num_train_steps"]),
+            flag("num_warmup_steps", c["num_warmup_steps"]),
+            flag("save_checkpoints_steps", c["save_checkpoints_steps"]),
+            flag("keep_checkpoint_max", c["keep_checkpoint_max"]),
+            flag("max_eval_steps", c["max_eval_steps"]),
+            flag("use_xla", c["use_xla"]), flag("use_amp", c["use_amp"])]
+    if c.get("use_amp"):
+        args.append(flag("amp_dtype", c["amp_dtype"]))
+    if c.get("log_every_n_steps"):
+        args.append(flag("log_every_n_steps", c["log_every_n_steps"]))
+    if c.get("init"):
+        args.append(flag("init_checkpoint", c["init"]["prefix"]))
+    run_command(args)
+    return {"outputs": [str(run.model_dir / "eval_results.txt")]}
+
+
+def step_export(run: Run) -> dict[str, Any]:
+    c = run.cfg
+    run_command(["bert.convert_to_huggingface", "--tf_checkpoint", str(run.model_dir),
+                 "--bert_config_file", str(run.bert_config_file), "--vocab_file", str(run.vocab_file),
+                 flag("do_lower_case", c["do_lower_case"]), "--output_dir", str(run.export_dir),
+                 "--overwrite"])
+    # The export must equal the checkpoint it came from, tensor for tensor.
+    run.compare_dir.mkdir(parents=True, exist_ok=True)
+    run_command(["bert.compare_weights", str(run.export_dir), str(run.model_dir), "--no_text",
+                 "--max_rel_diff", "0", "--json", str(run.compare_dir / "export_vs_checkpoint.json")])
+    return {"outputs": [str(run.export_dir / "config.json"),
+                        str(run.compare_dir / "export_vs_checkpoint.json")]}
+
+
+def step_compare(run: Run) -> dict[str, Any] | None:
+    """Against a published model when --reference is given; in the demo, fill-mask
+    predictions of the export (loaded with transformers, offline)."""
+    reference = run.cfg.get("reference")
+    if reference:
+        run_command(["bert.compare_weights", str(run.export_dir), reference,
+                     "--json", str(run.compare_dir / "vs_reference.json"),
+                     "--plot", str(run.compare_dir / "vs_reference.png")])
+        return {"outputs": [str(run.compare_dir / "vs_reference.json")]}
+    if run.cfg["mode"] == "demo":
+        run_command(["recipe.fill_mask", str(run.export_dir)])
+    return None
+
+
+def step_summary(run: Run) -> dict[str, Any]:
+    from recipe.summary import write_summary
+
+    write_summary(run)
+    return {"outputs": [str(run.dir / "summary.json")]}
+
+
+STEPS: dict[str, Callable[[Run], dict[str, Any] | None]] = {
+    "notes": step_notes, "sections": step_sections, "vocab": step_vocab,
+    "tfrecords": step_tfrecords, "pretrain": step_pretrain, "export": step_export,
+    "compare": step_compare, "summary": step_summary,
+}
+ALWAYS_RUN = {"summary"}
+
+
+def is_done(run: Run, step: str) -> bool:
+    path = run.marker(step)
+    if not path.exists():
+        return False
+    record = json.loads(path.read_text())
+    return all(Path(p).exists() for p in record.get("outputs", []))
+
+
+def run_steps(run: Run, steps: list[str]) -> None:
+    for i, step in enumerate(steps, 1):
+        head = f"[{i}/{len(steps)}] {step}"
+        if step not in ALWAYS_RUN and is_done(run, step):
+            log(f"{head}: complete, skipped (marker {run.marker(step).relative_to(run.dir)})")
+            continue
+        log(f"{head}: running")
+        t0 = time.monotonic()
+        record = STEPS[step](run)
+        seconds = time.monotonic() - t0
+        if record is None:
+            log(f"{head}: nothing to do in this configuration")
+            record = {"outputs": []}
+        record.update(step=step, seconds=round(seconds, 1), finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        write_json_atomic(run.marker(step), record)
+        log(f"{head}: done in {seconds:.1f} s")

@@ -1,0 +1,86 @@
+"""Recipe configuration: presets, --init folder detection, run-folder locking."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from recipe.config import (RecipeError, build_parser, effective_config, find_init_checkpoint,
+                           lock_run_dir, selected_steps)
+
+
+def _fake_init(folder: Path, prefix: str) -> Path:
+    folder.mkdir(parents=True)
+    for suffix in (".index", ".data-00000-of-00001"):
+        (folder / f"{prefix}{suffix}").write_bytes(b"")
+    (folder / "bert_config.json").write_text("{}")
+    (folder / "vocab.txt").write_text("[PAD]\n")
+    return folder
+
+
+def test_biobert_and_bert_folders_are_recognised(tmp_path):
+    bio = find_init_checkpoint(str(_fake_init(tmp_path / "biobert_v1.0_pubmed_pmc", "biobert_model.ckpt")))
+    assert bio.prefix.endswith("biobert_model.ckpt") and bio.kind == "biobert"
+    bert = find_init_checkpoint(str(_fake_init(tmp_path / "cased_L-12_H-768_A-12", "bert_model.ckpt")))
+    assert bert.prefix.endswith("bert_model.ckpt") and bert.kind == "bert"
+    assert bert.vocab_file.endswith("vocab.txt") and bert.bert_config_file.endswith("bert_config.json")
+
+
+def test_newest_of_our_own_checkpoints_is_taken(tmp_path):
+    d = _fake_init(tmp_path / "run", "model.ckpt-50000")
+    for step in (100000, 150000):
+        (d / f"model.ckpt-{step}.index").write_bytes(b"")
+    assert find_init_checkpoint(str(d)).prefix.endswith("model.ckpt-150000")
+
+
+def test_init_folder_problems_are_named(tmp_path):
+    with pytest.raises(RecipeError, match="not a directory"):
+        find_init_checkpoint(str(tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RecipeError, match="no TensorFlow checkpoint"):
+        find_init_checkpoint(str(tmp_path / "empty"))
+    d = _fake_init(tmp_path / "novocab", "bert_model.ckpt")
+    (d / "vocab.txt").unlink()
+    with pytest.raises(RecipeError, match="vocab.txt missing"):
+        find_init_checkpoint(str(d))
+
+
+@pytest.mark.parametrize("corpus,steps", [("all", 150000), ("discharge", 100000)])
+def test_published_presets(tmp_path, corpus, steps):
+    notes = tmp_path / "NOTEEVENTS.csv.gz"
+    notes.write_bytes(b"")
+    init = _fake_init(tmp_path / "biobert", "biobert_model.ckpt")
+    args = build_parser().parse_args(["--notes", str(notes), "--init", str(init), "--corpus", corpus])
+    cfg = effective_config(args)
+    assert cfg["num_train_steps"] == steps
+    assert (cfg["train_batch_size"], cfg["learning_rate"], cfg["num_warmup_steps"]) == (32, 5e-5, 10000)
+    assert (cfg["max_seq_length"], cfg["max_predictions_per_seq"], cfg["dupe_factor"]) == (128, 20, 5)
+    assert cfg["do_lower_case"] is False and cfg["random_seed"] == 12345
+    assert cfg["save_checkpoints_steps"] == 50000
+
+
+def test_overrides_win(tmp_path):
+    args = build_parser().parse_args(["--demo", "--num_train_steps", "7", "--num_warmup_steps", "2", "--learning_rate", "0.01",
+                                      "--do_lower_case", "true"])
+    cfg = effective_config(args)
+    assert (cfg["num_train_steps"], cfg["learning_rate"], cfg["do_lower_case"]) == (7, 0.01, True)
+
+
+def test_changed_settings_are_refused_runtime_ones_are_not(tmp_path):
+    cfg = effective_config(build_parser().parse_args(["--demo"]))
+    lock_run_dir(tmp_path, cfg)
+    assert json.loads((tmp_path / "config.json").read_text())["num_train_steps"] == cfg["num_train_steps"]
+    lock_run_dir(tmp_path, dict(cfg, num_workers=7))  # runtime-only: accepted
+    with pytest.raises(RecipeError, match=r"num_train_steps: 300 -> 5"):
+        lock_run_dir(tmp_path, dict(cfg, num_train_steps=5))
+
+
+def test_bad_requests(tmp_path):
+    with pytest.raises(RecipeError, match="--notes"):
+        effective_config(build_parser().parse_args([]))
+    with pytest.raises(RecipeError, match="no such file"):
+        effective_config(build_parser().parse_args(["--notes", str(tmp_path / "nope.csv")]))
+    with pytest.raises(RecipeError, match="unknown step"):
+        selected_steps("sections,train")
+    assert selected_steps("export,sections") == ["sections", "export"]
