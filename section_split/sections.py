@@ -1,0 +1,185 @@
+"""Section splitting of one clinical note by the original clinicalBERT rules.
+
+A faithful port of `sent_tokenize_rules` (clinicalBERT `heuristic_tokenize.py`), spec
+clinical_text.md section 2. The rules chip structure (headers, separators, enumerated
+lists, "Title: value" lines) off a note until mostly prose is left; spaCy then finds
+sentences inside each segment.
+
+Faithful mode keeps the original's two known bugs (spec 2, steps 5 and 7) and raises
+`SectionSplitError` wherever the original raised (the original caller then dropped the
+whole note). `fix_known_bugs=True` fixes exactly those two bugs and nothing else.
+"""
+from __future__ import annotations
+
+import re
+
+__all__ = ["SectionSplitError", "split_sections", "is_title", "is_inline_title"]
+
+
+class SectionSplitError(ValueError):
+    """The original heuristics raise on this note; the caller drops it (and counts it)."""
+
+
+_DASHES = re.compile(r"---+")
+_UNDERSCORES = re.compile(r"___+")
+_BLANK_LINES = re.compile(r"\n\n+")
+# `.` does not cross a newline: only the first line of the first block can match (spec 2.2).
+_ADMISSION = re.compile(r"(Admission Date:) (.*) (Discharge Date:) (.*)")
+_BIRTH = re.compile(r"(Date of Birth:) (.*) (Sex:) (.*)")
+_HEADER = re.compile(r"\n([A-Z][^\n:]+:)")
+_PARENS = re.compile(r"(\([^\)]*?\))")
+_INLINE_TITLE = re.compile(r"^([a-zA-Z ]+:) ")
+_ENUM = re.compile(r"\n\s*(\d+)\.")
+_STOPWORDS = frozenset(("of", "on", "or"))
+
+
+def is_title(text: str) -> bool:
+    """True for a section title such as `Past Medical History:` (original `is_title`)."""
+    if not text.endswith(":"):
+        return False
+    text = _PARENS.sub("", text[:-1])
+    for word in text.split():
+        if word not in _STOPWORDS and not word[0].isupper():
+            return False
+    return text != "Disp"  # a common non-title at the start of a line (original comment)
+
+
+def is_inline_title(line: str) -> bool:
+    """True for a line starting with `Letters and spaces: ` whose title part is a title."""
+    m = _INLINE_TITLE.search(line)
+    return bool(m) and is_title(m.group(1))
+
+
+def _split_headers(segments: list[str]) -> list[str]:
+    """Spec 2.2-2.3: the two one-line header blocks, then titles found in each block."""
+    out: list[str] = []
+    m = _ADMISSION.match(segments[0])
+    if m:
+        out += [g.strip() for g in m.groups()]
+        segments = segments[1:]
+    # The original indexes segments[0] unconditionally: a note that was only the
+    # admission line raises IndexError there (spec 2.2) -- faithfully an error.
+    if not segments:
+        raise SectionSplitError("note is a single 'Admission Date: ... Discharge Date:' line")
+    m = _BIRTH.match(segments[0])
+    if m:
+        out += [g.strip() for g in m.groups()]
+        segments = segments[1:]
+
+    for segment in segments:
+        titles = [h.strip() for h in _HEADER.findall("\n" + segment) if is_title(h.strip())]
+        for title in titles:
+            # FIRST occurrence in what is left, which may precede the line the title
+            # was found on; a later title can then be missing from the rest (the
+            # original's str.index raised ValueError).
+            ind = segment.find(title)
+            if ind < 0:
+                raise SectionSplitError("section title not found after an earlier title")
+            prefix = segment[:ind].strip()
+            if prefix:
+                out.append(prefix)
+            out.append(title)
+            segment = segment[ind + len(title):].strip()
+        # Checked before the strip: a whitespace-only block yields "" (as the original).
+        if segment:
+            out.append(segment.strip())
+    return out
+
+
+def _split_marker(segments: list[str], marker: str) -> list[str]:
+    """Spec 2.4: split on `\\n<marker>\\n`, keeping the marker as its own segment."""
+    sep = "\n" + marker + "\n"
+    out: list[str] = []
+    for segment in segments:
+        if sep not in segment:
+            out.append(segment)
+            continue
+        pieces = segment.split(sep)
+        out.append(pieces[0])
+        for piece in pieces[1:]:
+            out.append(marker)
+            out.append(piece)
+    return out
+
+
+def _split_enumerations(segments: list[str], fix_known_bugs: bool) -> list[str]:
+    """Spec 2.5: one segment per item of a numbered list `1. ... 2. ...`."""
+    # Known bug 1: the original's `'\n\s*%d.' % n` leaves the dot unescaped, so e.g.
+    # `\n1` followed by any character counts as item 1 and `n` can overshoot.
+    item = r"\n\s*%d\." if fix_known_bugs else r"\n\s*%d."
+    out: list[str] = []
+    for segment in segments:
+        if not _ENUM.search("\n" + segment):
+            out.append(segment)
+            continue
+        segment = "\n" + segment  # the list may start the segment
+        start = int(_ENUM.search(segment).group(1))
+        n = start
+        while re.search(item % n, segment):
+            n += 1
+        n -= 1
+        if n < 1:
+            out.append(segment)  # kept with the added "\n", as the original did
+            continue
+        for _ in range(start, n + 1):
+            m = _ENUM.search(segment)
+            if m is None:
+                # The count overshot the real items: the original's
+                # `re.search(...).groups()` raised AttributeError (spec 2.5).
+                raise SectionSplitError("enumerated list count overshoots its items")
+            prefix = segment[:m.start()].strip()
+            segment = segment[m.start():].strip()
+            if prefix:
+                out.append(prefix)
+        if segment:
+            out.append(segment)
+    return out
+
+
+def _split_inline_titles(segments: list[str]) -> list[str]:
+    """Spec 2.6: a line `Title: value` starts a new segment."""
+    out: list[str] = []
+    for segment in segments:
+        lines = segment.split("\n")
+        buf: list[str] = []
+        for line in lines:
+            if buf and is_inline_title(line):
+                out.append("\n".join(buf))
+                buf = []
+            buf.append(line)
+        out.append("\n".join(buf))  # `lines` is never empty, so neither is `buf`
+    return out
+
+
+def _join_one_liners(segments: list[str], fix_known_bugs: bool) -> list[str]:
+    """Spec 2.7: glue a one-line answer to its title (`A A' B B'` -> `AA' BB'`)."""
+    out: list[str] = []
+    last = len(segments) - 1
+    for i, segment in enumerate(segments):
+        if i > 0 and "\n" not in segment and is_title(segments[i - 1]) and not is_title(segment):
+            if i == last or is_title(segments[i + 1]):
+                out[-1] = segments[i - 1] + " " + segment
+            elif fix_known_bugs:
+                out.append(segment)
+            # else: known bug 2 -- the original drops this segment (e.g. the first
+            # item of a list that follows a title).
+        else:
+            out.append(segment)
+    return out
+
+
+def split_sections(text: str, fix_known_bugs: bool = False) -> list[str]:
+    """Split one note into segments (titles, list items, prose paragraphs).
+
+    Faithful by default: same output as the original `sent_tokenize_rules`, including
+    its two known bugs, and `SectionSplitError` where the original raised.
+    """
+    text = _DASHES.sub("\n\n-----\n\n", text)
+    text = _UNDERSCORES.sub("\n\n_____\n\n", text)
+    text = _BLANK_LINES.sub("\n\n", text)
+    segments = _split_headers(text.split("\n\n"))
+    segments = _split_marker(segments, "_____")
+    segments = _split_marker(segments, "-----")
+    segments = _split_enumerations(segments, fix_known_bugs)
+    segments = _split_inline_titles(segments)
+    return _join_one_liners(segments, fix_known_bugs)
