@@ -1,0 +1,258 @@
+"""Export a Google BERT TF checkpoint as a Hugging Face `BertForPreTraining` folder.
+
+    python -m bert.convert_to_huggingface --tf_checkpoint RUN_DIR --output_dir HF_DIR \
+        --do_lower_case=false [--exact_gelu]
+
+Writes config.json, model.safetensors (via `safetensors.numpy`: no torch needed), vocab.txt,
+tokenizer_config.json and special_tokens_map.json. Unlike the published Bio_ClinicalBERT,
+the tokenizer config states `do_lower_case` (spec bert_model.md section 6: without it
+transformers lower-cases input for a cased model). The folder is built under a temporary
+name, verified, then renamed into place: a failed run leaves nothing behind.
+
+Self-verification (on by default when torch+transformers import): the TF graph
+(`bert.modeling` + `run_pretraining.get_masked_lm_output`) on the source checkpoint and the
+exported model in transformers run on the same deterministic probe batch; the max abs
+differences of the sequence output and of the MLM log-probs must be within
+`tolerance * max(1, max |TF value|)`. Default tolerance: 1e-4 with `--exact_gelu`
+(`gelu_new`, the tanh GELU the TF graph computes: only float rounding differs), 5e-2 without
+(transformers' `gelu` is the erf form, spec section 6, so outputs legitimately differ by
+~1e-3..1e-2; a wrong mapping gives O(1) differences).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from absl import app, flags
+
+from bert import checkpoint_map as cm
+from bert.checkpoint_map import CheckpointError
+
+TOLERANCE_EXACT_GELU = 1e-4
+TOLERANCE_ERF_GELU = 5e-2
+SPECIAL_TOKENS = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]",
+                  "cls_token": "[CLS]", "mask_token": "[MASK]"}
+
+
+def hf_config(bert_config: dict[str, Any], exact_gelu: bool) -> dict[str, Any]:
+    """transformers config.json for a Google BERT config.
+
+    Google's `gelu` is the tanh approximation (transformers `gelu_new`); the published
+    model's config says `gelu` (erf), so that is the default and `exact_gelu` opts into the
+    activation the TF graph really computes.
+    """
+    act = bert_config["hidden_act"]
+    if exact_gelu and act == "gelu":
+        act = "gelu_new"
+    return {"architectures": ["BertForPreTraining"], "model_type": "bert",
+            **{k: bert_config[k] for k in cm.GOOGLE_CONFIG_KEYS}, "hidden_act": act,
+            "layer_norm_eps": 1e-12, "pad_token_id": 0, "position_embedding_type": "absolute",
+            "tie_word_embeddings": True, "dtype": "float32"}
+
+
+def tokenizer_config(do_lower_case: bool, model_max_length: int) -> dict[str, Any]:
+    """BertTokenizer settings matching Google's FullTokenizer(do_lower_case) (accents are
+    stripped exactly when lower-casing, as `strip_accents: null` means in transformers)."""
+    return {"tokenizer_class": "BertTokenizer", "do_lower_case": do_lower_case,
+            "do_basic_tokenize": True, "tokenize_chinese_chars": True, "strip_accents": None,
+            "model_max_length": model_max_length, "clean_up_tokenization_spaces": False,
+            **SPECIAL_TOKENS}
+
+
+def write_hf_folder(folder: Path, tf_weights: dict[str, np.ndarray], bert_config: dict[str, Any],
+                    vocab_file: str | os.PathLike, do_lower_case: bool, exact_gelu: bool) -> None:
+    """Write every file of the HF folder into `folder` (an existing, empty temp folder)."""
+    from safetensors.numpy import save_file
+    from utils.atomic import write_json_atomic
+    save_file(cm.tf_to_hf_weights(tf_weights), str(folder / cm.HF_WEIGHTS), metadata={"format": "pt"})
+    write_json_atomic(folder / "config.json", hf_config(bert_config, exact_gelu))
+    shutil.copyfile(vocab_file, folder / "vocab.txt")
+    write_json_atomic(folder / "tokenizer_config.json",
+                      tokenizer_config(do_lower_case, bert_config["max_position_embeddings"]))
+    write_json_atomic(folder / "special_tokens_map.json", SPECIAL_TOKENS)
+
+
+# ----------------------------------------------------------------------------- verification
+
+def probe_batch(config: dict[str, Any], seed: int = 1234) -> dict[str, np.ndarray]:
+    """A deterministic batch exercising padding, both segments and several masked positions."""
+    rng = np.random.RandomState(seed)
+    batch, seq = 2, min(32, config["max_position_embeddings"])
+    lengths = np.array([seq, seq * 3 // 4])
+    ids = rng.randint(1, config["vocab_size"], size=(batch, seq)).astype(np.int32)
+    mask = (np.arange(seq)[None, :] < lengths[:, None]).astype(np.int32)
+    ids *= mask
+    types = ((np.arange(seq)[None, :] >= seq // 2) & mask.astype(bool)).astype(np.int32)
+    types = np.minimum(types, config["type_vocab_size"] - 1)
+    n_pred = 5
+    positions = np.stack([np.sort(rng.choice(np.arange(1, n), n_pred, replace=False))
+                          for n in lengths]).astype(np.int32)
+    return {"input_ids": ids, "input_mask": mask, "token_type_ids": types, "positions": positions}
+
+
+def tf_reference(prefix: str, bert_config_file: str, batch: dict[str, np.ndarray]
+                 ) -> dict[str, np.ndarray]:
+    """Sequence output and MLM log-probs of the TF graph (Google BERT code path) on `batch`."""
+    import tensorflow as tf
+    from bert import modeling, run_pretraining
+    tf1 = tf.compat.v1
+    graph = tf.Graph()
+    with graph.as_default():
+        config = modeling.BertConfig.from_json_file(bert_config_file)
+        model = modeling.BertModel(config, False, tf.constant(batch["input_ids"]),
+                                   tf.constant(batch["input_mask"]), tf.constant(batch["token_type_ids"]))
+        positions = tf.constant(batch["positions"])
+        _, _, log_probs = run_pretraining.get_masked_lm_output(
+            config, model.get_sequence_output(), model.get_embedding_table(), positions,
+            tf.zeros_like(positions), tf.ones(positions.shape, tf.float32))
+        saver = tf1.train.Saver({v.op.name: v for v in tf1.global_variables()})
+        with tf1.Session(graph=graph) as sess:
+            saver.restore(sess, prefix)
+            seq, lp = sess.run([model.get_sequence_output(), log_probs])
+    return {"sequence_output": seq, "mlm_log_probs": lp}
+
+
+def hf_outputs(hf_dir: str | os.PathLike, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The same outputs from the exported folder loaded by transformers."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    from transformers import BertForPreTraining
+    model = BertForPreTraining.from_pretrained(str(hf_dir), local_files_only=True).eval()
+    with torch.no_grad():
+        out = model(input_ids=torch.from_numpy(batch["input_ids"]).long(),
+                    attention_mask=torch.from_numpy(batch["input_mask"]).long(),
+                    token_type_ids=torch.from_numpy(batch["token_type_ids"]).long(),
+                    output_hidden_states=True)
+    logits = out.prediction_logits.numpy()
+    pos = batch["positions"]
+    gathered = logits[np.arange(pos.shape[0])[:, None], pos].reshape(-1, logits.shape[-1])
+    log_probs = torch.log_softmax(torch.from_numpy(gathered), dim=-1).numpy()
+    return {"sequence_output": out.hidden_states[-1].numpy(), "mlm_log_probs": log_probs}
+
+
+def verify_export(prefix: str, bert_config_file: str, hf_dir: str | os.PathLike,
+                  tolerance: float) -> dict[str, float]:
+    """Compare TF graph and exported model; raise CheckpointError when beyond tolerance.
+
+    Returns {output name: max abs diff}. The bound is `tolerance * max(1, max |TF value|)`
+    so that one setting suits small and large activations.
+    """
+    with open(bert_config_file, encoding="utf-8") as f:
+        config = json.load(f)
+    batch = probe_batch(config)
+    ref, got = tf_reference(prefix, bert_config_file, batch), hf_outputs(hf_dir, batch)
+    diffs, failures = {}, []
+    for name, want in ref.items():
+        diff = float(np.max(np.abs(got[name] - want)))
+        limit = tolerance * max(1.0, float(np.max(np.abs(want))))
+        diffs[name] = diff
+        print(f"verify: {name}: max abs diff {diff:.3e} (limit {limit:.3e})", file=sys.stderr)
+        if not diff <= limit:  # also catches NaN
+            failures.append(f"{name} max abs diff {diff:.3e} > {limit:.3e}")
+    if failures:
+        raise CheckpointError(f"{hf_dir}: verification against the TF graph failed: {'; '.join(failures)}")
+    return diffs
+
+
+def _verification_available() -> bool:
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+# ----------------------------------------------------------------------------- conversion
+
+def convert(tf_checkpoint: str | os.PathLike, output_dir: str | os.PathLike,
+            bert_config_file: str | os.PathLike | None = None,
+            vocab_file: str | os.PathLike | None = None, do_lower_case: bool | None = None,
+            exact_gelu: bool = False, verify: bool | None = None,
+            verify_tolerance: float | None = None, overwrite: bool = False) -> Path:
+    """Convert a TF checkpoint (prefix or run folder) into an HF folder; return its path.
+
+    `bert_config_file`/`vocab_file` default to bert_config.json/vocab.txt beside the
+    checkpoint; `do_lower_case` defaults to the value recorded in training_config.json
+    there and is an error when neither states it. `verify=None` means verify when
+    torch+transformers import.
+    """
+    prefix = cm.resolve_checkpoint(tf_checkpoint)
+    ckpt_dir = Path(prefix).parent
+    bert_config_file = Path(bert_config_file) if bert_config_file else ckpt_dir / "bert_config.json"
+    vocab_file = Path(vocab_file) if vocab_file else ckpt_dir / "vocab.txt"
+    for what, path, flag in (("BERT config", bert_config_file, "--bert_config_file"),
+                             ("vocab", vocab_file, "--vocab_file")):
+        if not path.is_file():
+            raise CheckpointError(f"{path}: {what} file not found (pass {flag})")
+    recorded = cm.recorded_do_lower_case(ckpt_dir)
+    if do_lower_case is None:
+        if recorded is None:
+            raise CheckpointError(f"{ckpt_dir}: casing unknown: pass --do_lower_case=true|false "
+                                  f"(no {cm.TRAINING_CONFIG} with do_lower_case beside the checkpoint)")
+        do_lower_case = recorded
+    elif recorded is not None and recorded != do_lower_case:
+        print(f"warning: --do_lower_case={do_lower_case} overrides do_lower_case={recorded} "
+              f"recorded in {ckpt_dir / cm.TRAINING_CONFIG}", file=sys.stderr)
+    cm.check_output_dir(output_dir, overwrite)
+
+    config = cm.read_bert_config(bert_config_file)
+    cm.check_vocab(cm.read_vocab(vocab_file), config, vocab_file)
+    weights = cm.read_tf_checkpoint(prefix)
+    cm.check_weights(weights, config, prefix)
+    if verify is None:
+        verify = _verification_available()
+        if not verify:
+            print("note: torch/transformers not importable: export not verified", file=sys.stderr)
+    if verify_tolerance is None:
+        verify_tolerance = TOLERANCE_EXACT_GELU if exact_gelu else TOLERANCE_ERF_GELU
+
+    tmp = cm.make_temp_dir(output_dir)
+    try:
+        write_hf_folder(tmp, weights, config, vocab_file, do_lower_case, exact_gelu)
+        if verify:
+            verify_export(prefix, str(bert_config_file), tmp, verify_tolerance)
+        out = cm.publish_dir(tmp, output_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    print(f"wrote {out} ({len(weights)} tensors from {prefix}, do_lower_case={do_lower_case}, "
+          f"hidden_act={hf_config(config, exact_gelu)['hidden_act']})", file=sys.stderr)
+    return out
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    F = flags.FLAGS
+    try:
+        convert(F.tf_checkpoint, F.output_dir, F.bert_config_file, F.vocab_file, F.do_lower_case,
+                F.exact_gelu, F.verify, F.verify_tolerance, F.overwrite)
+    except (CheckpointError, ValueError) as e:
+        sys.exit(f"convert_to_huggingface: error: {e}")
+
+
+def define_flags() -> None:
+    flags.DEFINE_string("tf_checkpoint", None, "Checkpoint prefix, or a folder (its newest checkpoint).")
+    flags.DEFINE_string("bert_config_file", None, "Default: bert_config.json beside the checkpoint.")
+    flags.DEFINE_string("vocab_file", None, "Default: vocab.txt beside the checkpoint.")
+    flags.DEFINE_boolean("do_lower_case", None, "Tokenizer casing. Required unless training_config.json "
+                         "beside the checkpoint records it.")
+    flags.DEFINE_boolean("exact_gelu", False, "Write hidden_act gelu_new (the tanh GELU the TF graph "
+                         "computes) instead of the TF config's name (gelu = erf in transformers).")
+    flags.DEFINE_string("output_dir", None, "HF folder to create.")
+    flags.DEFINE_boolean("verify", None, "Compare TF graph and export on a probe batch "
+                         "(default: when torch+transformers import).")
+    flags.DEFINE_float("verify_tolerance", None, f"Default {TOLERANCE_EXACT_GELU} with --exact_gelu, "
+                       f"else {TOLERANCE_ERF_GELU} (relative to max(1, max |output|)).")
+    flags.DEFINE_boolean("overwrite", False, "Replace a non-empty output_dir.")
+    flags.mark_flags_as_required(["tf_checkpoint", "output_dir"])
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)
