@@ -1,0 +1,169 @@
+"""BERT's optimizer (Google BERT `optimization.py`) for TF 2.21 `tf.compat.v1` graph mode.
+
+Spec bert_model.md section 4: linear warmup, then linear decay computed from step 0;
+AdamWeightDecay without bias correction; global-norm clipping at 1.0; slots named
+`<param>/adam_m`, `<param>/adam_v` so checkpoints match Google's.
+Addition: optional dynamic loss scaling for float16 mixed precision (keyword-only).
+"""
+from __future__ import annotations
+
+import re
+
+import tensorflow as tf
+
+tf1 = tf.compat.v1
+
+
+def learning_rate_schedule(global_step: tf.Tensor, init_lr: float, num_train_steps: int,
+                           num_warmup_steps: int) -> tf.Tensor:
+    """Google's schedule: polynomial (power 1) decay to 0 at `num_train_steps`, replaced by
+    `init_lr * step / num_warmup_steps` while `step < num_warmup_steps`. The decay is
+    computed from step 0, so after warmup the rate resumes at the decayed value
+    (faithful to the original, spec section 4), not at `init_lr`."""
+    learning_rate = tf.constant(value=init_lr, shape=[], dtype=tf.float32)
+    learning_rate = tf1.train.polynomial_decay(learning_rate, global_step, num_train_steps,
+                                               end_learning_rate=0.0, power=1.0, cycle=False)
+    if num_warmup_steps:
+        global_steps_int = tf.cast(global_step, tf.int32)
+        warmup_steps_int = tf.constant(num_warmup_steps, dtype=tf.int32)
+        global_steps_float = tf.cast(global_steps_int, tf.float32)
+        warmup_steps_float = tf.cast(warmup_steps_int, tf.float32)
+        warmup_percent_done = global_steps_float / warmup_steps_float
+        warmup_learning_rate = init_lr * warmup_percent_done
+        is_warmup = tf.cast(global_steps_int < warmup_steps_int, tf.float32)
+        learning_rate = ((1.0 - is_warmup) * learning_rate + is_warmup * warmup_learning_rate)
+    return learning_rate
+
+
+def create_optimizer(loss: tf.Tensor, init_lr: float, num_train_steps: int,
+                     num_warmup_steps: int, use_tpu: bool, *,
+                     dynamic_loss_scale: bool = False) -> tf.Operation:
+    """Build the training op: gradients, clip, AdamWeightDecay update, global_step += 1.
+
+    `use_tpu` is accepted and ignored (no CrossShardOptimizer here). With
+    `dynamic_loss_scale` (float16 training) the loss is multiplied by a scale variable
+    `loss_scale` (start 2**15, halved on non-finite gradients, doubled after 2000 finite
+    steps); a step with non-finite gradients changes no weight or slot but still counts.
+    """
+    del use_tpu
+    global_step = tf1.train.get_or_create_global_step()
+    learning_rate = learning_rate_schedule(global_step, init_lr, num_train_steps,
+                                           num_warmup_steps)
+    optimizer = AdamWeightDecayOptimizer(
+        learning_rate=learning_rate, weight_decay_rate=0.01, beta_1=0.9, beta_2=0.999,
+        epsilon=1e-6, exclude_from_weight_decay=["LayerNorm", "layer_norm", "bias"])
+
+    tvars = tf1.trainable_variables()
+    if dynamic_loss_scale:
+        scaler = _DynamicLossScale()
+        grads = tf.gradients(loss * scaler.scale, tvars)
+        grads = [None if g is None else g / scaler.scale for g in grads]
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads
+                                if g is not None])
+    else:
+        grads = tf.gradients(loss, tvars)
+        finite = None
+
+    # This is how the model was pre-trained.
+    (grads, _) = tf.clip_by_global_norm(grads, clip_norm=1.0)
+    train_op = optimizer.apply_gradients(zip(grads, tvars), global_step=global_step,
+                                         apply_if=finite)
+    if dynamic_loss_scale:
+        train_op = tf.group(train_op, scaler.update(finite))
+
+    # Google's code groups the increment without ordering it after the update; it is
+    # ordered here so the update always reads the pre-increment step (the intended math).
+    with tf.control_dependencies([train_op]):
+        new_global_step = global_step + 1
+        return tf.group(train_op, [global_step.assign(new_global_step)])
+
+
+class _DynamicLossScale:
+    """Loss scale for float16: non-trainable variables `loss_scale` and `loss_scale_good_steps`."""
+
+    def __init__(self, initial: float = 2.0 ** 15, period: int = 2000) -> None:
+        self.period = period
+        self.scale = tf1.get_variable("loss_scale", shape=[], dtype=tf.float32, trainable=False,
+                                      initializer=tf1.constant_initializer(initial))
+        self.good_steps = tf1.get_variable("loss_scale_good_steps", shape=[], dtype=tf.int64,
+                                           trainable=False, initializer=tf1.zeros_initializer())
+
+    def update(self, finite: tf.Tensor) -> tf.Operation:
+        grow = tf.logical_and(finite, self.good_steps + 1 >= self.period)
+        new_scale = tf.where(finite, tf.where(grow, self.scale * 2.0, self.scale),
+                             tf.maximum(self.scale / 2.0, 1.0))
+        new_good = tf.where(tf.logical_and(finite, tf.logical_not(grow)),
+                            self.good_steps + 1, tf.zeros([], tf.int64))
+        return tf.group(self.scale.assign(new_scale), self.good_steps.assign(new_good))
+
+
+class AdamWeightDecayOptimizer(tf1.train.Optimizer):
+    """Adam with decoupled L2 weight decay and no bias correction (Google BERT's)."""
+
+    def __init__(self, learning_rate, weight_decay_rate: float = 0.0, beta_1: float = 0.9,
+                 beta_2: float = 0.999, epsilon: float = 1e-6,
+                 exclude_from_weight_decay: list[str] | None = None,
+                 name: str = "AdamWeightDecayOptimizer") -> None:
+        super().__init__(False, name)
+        self.learning_rate = learning_rate
+        self.weight_decay_rate = weight_decay_rate
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.exclude_from_weight_decay = exclude_from_weight_decay
+
+    def apply_gradients(self, grads_and_vars, global_step=None, name=None,
+                        apply_if: tf.Tensor | None = None) -> tf.Operation:
+        """Create the slots and return the update op (does not touch `global_step`).
+
+        `apply_if` (a boolean scalar, used by loss scaling) gates all assignments.
+        """
+        updates = []
+        for (grad, param) in grads_and_vars:
+            if grad is None or param is None:
+                continue
+            param_name = self._get_variable_name(param.name)
+            m = tf1.get_variable(name=param_name + "/adam_m", shape=param.shape.as_list(),
+                                 dtype=tf.float32, trainable=False,
+                                 initializer=tf1.zeros_initializer())
+            v = tf1.get_variable(name=param_name + "/adam_v", shape=param.shape.as_list(),
+                                 dtype=tf.float32, trainable=False,
+                                 initializer=tf1.zeros_initializer())
+            updates.append((grad, param, param_name, m, v))
+
+        def assignments() -> tf.Operation:
+            ops = []
+            for grad, param, param_name, m, v in updates:
+                if isinstance(grad, tf.IndexedSlices):
+                    grad = tf.convert_to_tensor(grad)  # the update is dense in Google's too
+                next_m = tf.multiply(self.beta_1, m) + tf.multiply(1.0 - self.beta_1, grad)
+                next_v = (tf.multiply(self.beta_2, v)
+                          + tf.multiply(1.0 - self.beta_2, tf.square(grad)))
+                update = next_m / (tf.sqrt(next_v) + self.epsilon)
+                # Decoupled weight decay: added to the Adam step, not to the loss.
+                if self._do_use_weight_decay(param_name):
+                    update += self.weight_decay_rate * param
+                update_with_lr = self.learning_rate * update
+                next_param = param - update_with_lr
+                ops.extend([param.assign(next_param), m.assign(next_m), v.assign(next_v)])
+            return tf.group(*ops)
+
+        if apply_if is None:
+            return tf.group(assignments(), name=name)
+        return tf.cond(apply_if, assignments, tf.no_op, name=name)
+
+    def _do_use_weight_decay(self, param_name: str) -> bool:
+        if not self.weight_decay_rate:
+            return False
+        if self.exclude_from_weight_decay:
+            for r in self.exclude_from_weight_decay:
+                if re.search(r, param_name) is not None:
+                    return False
+        return True
+
+    @staticmethod
+    def _get_variable_name(param_name: str) -> str:
+        m = re.match("^(.*):\\d+$", param_name)
+        if m is not None:
+            param_name = m.group(1)
+        return param_name
