@@ -542,7 +542,7 @@ def run(input_files: Sequence[str], output_files: Sequence[str], tokenizer, *,
             feature_order, log_examples)
         return counts
 
-    progress = Progress("documents read", label=label or "reading")
+    progress = Progress("documents", label=(label + ": " if label else "") + "reading")
     docs = read_flat_documents(input_files, tokenizer, progress)
     progress.done()
     if docs.num_documents == 0:

@@ -1,0 +1,514 @@
+/* Fast path of bert/create_pretraining_data.py: the instance/masking loop, the final
+ * shuffle and the TFRecord writing, in C, record-identical to the reference path.
+ *
+ * Faithfulness rests on reproducing every draw of Python's random.Random (spec 8 of
+ * ../shared/specs/bert_data.md): the MT19937 generator below is CPython's
+ * (Modules/_randommodule.c), started from rng.getstate(); random(), _randbelow(),
+ * randint() and shuffle() are re-implemented draw for draw.
+ *
+ * Documents arrive as flat int32 token ids (see FlatDocuments). Instances are kept
+ * compact (final ids + masked positions/labels), shuffled as an index permutation and
+ * serialised as tf.train.Example + TFRecord framing (masked CRC32C) directly.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ MT19937 (CPython) */
+#define MT_N 624
+#define MT_M 397
+typedef struct { uint32_t mt[MT_N]; int index; } MT;
+
+static uint32_t mt_next(MT *s) {
+    static const uint32_t mag01[2] = {0x0U, 0x9908b0dfU};
+    uint32_t y, *mt = s->mt;
+    if (s->index >= MT_N) {
+        int kk;
+        for (kk = 0; kk < MT_N - MT_M; kk++) {
+            y = (mt[kk] & 0x80000000U) | (mt[kk + 1] & 0x7fffffffU);
+            mt[kk] = mt[kk + MT_M] ^ (y >> 1) ^ mag01[y & 0x1U];
+        }
+        for (; kk < MT_N - 1; kk++) {
+            y = (mt[kk] & 0x80000000U) | (mt[kk + 1] & 0x7fffffffU);
+            mt[kk] = mt[kk + (MT_M - MT_N)] ^ (y >> 1) ^ mag01[y & 0x1U];
+        }
+        y = (mt[MT_N - 1] & 0x80000000U) | (mt[0] & 0x7fffffffU);
+        mt[MT_N - 1] = mt[MT_M - 1] ^ (y >> 1) ^ mag01[y & 0x1U];
+        s->index = 0;
+    }
+    y = mt[s->index++];
+    y ^= (y >> 11);
+    y ^= (y << 7) & 0x9d2c5680U;
+    y ^= (y << 15) & 0xefc60000U;
+    y ^= (y >> 18);
+    return y;
+}
+
+/* random.random(): 53 bits from two outputs. */
+static double mt_random(MT *s) {
+    uint32_t a = mt_next(s) >> 5, b = mt_next(s) >> 6;
+    return (a * 67108864.0 + b) * (1.0 / 9007199254740992.0);
+}
+
+/* random._randbelow(n), 1 <= n < 2**32: getrandbits(n.bit_length()) until below n.
+ * Note n == 1 still consumes draws (k = 1), exactly like Python. */
+static uint32_t mt_below(MT *s, uint64_t n) {
+    int k = 64 - __builtin_clzll(n);
+    uint32_t r;
+    do { r = mt_next(s) >> (32 - k); } while (r >= n);
+    return r;
+}
+
+/* random.randint(a, b) */
+static int64_t mt_randint(MT *s, int64_t a, int64_t b) { return a + mt_below(s, (uint64_t)(b - a + 1)); }
+
+/* ------------------------------------------------------------------ growable buffers */
+typedef struct { char *p; size_t n, cap; } Buf;
+
+static int buf_reserve(Buf *b, size_t extra) {
+    if (b->n + extra <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 1 << 16;
+    while (cap < b->n + extra) cap += cap / 2 + 1;
+    char *p = realloc(b->p, cap);
+    if (!p) return -1;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ instances */
+typedef struct {
+    int64_t tok_off;   /* into toks (int32 ids, final = after masking) */
+    int64_t pred_off;  /* into preds: npred positions then npred label ids (int32) */
+    int32_t len, a_len;
+    int32_t npred;
+    int32_t is_random_next;
+} Inst;
+
+typedef struct {
+    /* inputs */
+    const int32_t *tokens; const int64_t *seg_start, *doc_start, *order;
+    int64_t ndocs;
+    const int32_t *vocab_word_ids; int64_t nvocab_words;
+    const uint8_t *is_subword; int64_t nsubword;
+    int32_t cls_id, sep_id, mask_id;
+    int max_seq_length, max_pred, do_wwm;
+    double short_seq_prob, masked_lm_prob;
+    MT rng;
+    /* outputs */
+    Buf insts, toks, preds;
+    /* scratch */
+    int32_t *cand_pos, *cand_start, *cand_order; uint8_t *covered; int32_t *mpos, *mlab;
+} Ctx;
+
+static int32_t seg_len(const Ctx *c, int64_t seg) { return (int32_t)(c->seg_start[seg + 1] - c->seg_start[seg]); }
+
+/* create_masked_lm_predictions on ids in t[0..n); spec 5. Returns npred or -1 (OOM). */
+static int mask_instance(Ctx *c, int32_t *t, int n) {
+    int ncand = 0, npos = 0;
+    for (int i = 0; i < n; i++) {
+        int32_t id = t[i];
+        if (id == c->cls_id || id == c->sep_id) continue;
+        int sub = c->do_wwm && id >= 0 && id < c->nsubword && c->is_subword[id];
+        if (!(sub && ncand >= 1)) c->cand_start[ncand++] = npos;  /* new candidate list */
+        c->cand_pos[npos++] = i;   /* else joins the previous list (always the last one) */
+    }
+    c->cand_start[ncand] = npos;
+    for (int i = 0; i < ncand; i++) c->cand_order[i] = i;
+    for (int i = ncand - 1; i >= 1; i--) {  /* rng.shuffle(cand_indexes) */
+        int j = (int)mt_below(&c->rng, (uint64_t)i + 1);
+        int32_t tmp = c->cand_order[i]; c->cand_order[i] = c->cand_order[j]; c->cand_order[j] = tmp;
+    }
+    /* int(round(len * p)): rint rounds halves to even like Python 3's round(). */
+    int ntp = (int)rint((double)n * c->masked_lm_prob);
+    if (ntp < 1) ntp = 1;
+    if (ntp > c->max_pred) ntp = c->max_pred;
+    memset(c->covered, 0, (size_t)(unsigned)n);
+    int m = 0;
+    for (int k = 0; k < ncand; k++) {
+        if (m >= ntp) break;
+        int cand = c->cand_order[k];
+        int lo = c->cand_start[cand], hi = c->cand_start[cand + 1];
+        if (m + (hi - lo) > ntp) continue;
+        int any = 0;
+        for (int q = lo; q < hi; q++) if (c->covered[c->cand_pos[q]]) { any = 1; break; }
+        if (any) continue;
+        for (int q = lo; q < hi; q++) {
+            int pos = c->cand_pos[q];
+            int32_t orig = t[pos];
+            c->covered[pos] = 1;
+            if (mt_random(&c->rng) < 0.8) t[pos] = c->mask_id;
+            else if (mt_random(&c->rng) < 0.5) t[pos] = orig;
+            else t[pos] = c->vocab_word_ids[mt_randint(&c->rng, 0, c->nvocab_words - 1)];
+            /* insertion sort by position (labels are sorted by index, spec 5) */
+            int r = m++;
+            while (r > 0 && c->mpos[r - 1] > pos) { c->mpos[r] = c->mpos[r - 1]; c->mlab[r] = c->mlab[r - 1]; r--; }
+            c->mpos[r] = pos; c->mlab[r] = orig;
+        }
+    }
+    return m;
+}
+
+/* Emit one instance: tokens [CLS] A [SEP] B [SEP] from token ranges [a0,a1), [b0,b1). */
+static int emit(Ctx *c, int64_t a0, int64_t a1, int64_t b0, int64_t b1, int is_random_next) {
+    int la = (int)(a1 - a0), lb = (int)(b1 - b0), n = la + lb + 3;
+    if (buf_reserve(&c->toks, (size_t)n * 4) || buf_reserve(&c->insts, sizeof(Inst))
+        || buf_reserve(&c->preds, (size_t)c->max_pred * 8)) return -1;
+    int32_t *t = (int32_t *)(c->toks.p + c->toks.n);
+    t[0] = c->cls_id;
+    memcpy(t + 1, c->tokens + a0, (size_t)la * 4);
+    t[la + 1] = c->sep_id;
+    memcpy(t + la + 2, c->tokens + b0, (size_t)lb * 4);
+    t[n - 1] = c->sep_id;
+    int m = mask_instance(c, t, n);
+    Inst *in = (Inst *)(c->insts.p + c->insts.n);
+    in->tok_off = (int64_t)(c->toks.n / 4);
+    in->pred_off = (int64_t)(c->preds.n / 4);
+    in->len = n; in->a_len = la; in->npred = m; in->is_random_next = is_random_next;
+    int32_t *p = (int32_t *)(c->preds.p + c->preds.n);
+    memcpy(p, c->mpos, (size_t)m * 4);
+    memcpy(p + m, c->mlab, (size_t)m * 4);
+    c->toks.n += (size_t)n * 4; c->insts.n += sizeof(Inst); c->preds.n += (size_t)m * 8;
+    return 0;
+}
+
+/* create_instances_from_document for shuffled document index `di` (spec 4). */
+static int from_document(Ctx *c, int64_t di) {
+    int64_t doc = c->order[di];
+    int64_t s0 = c->doc_start[doc], nseg = c->doc_start[doc + 1] - s0;
+    int max_num_tokens = c->max_seq_length - 3;
+    int64_t target = max_num_tokens;
+    if (mt_random(&c->rng) < c->short_seq_prob) target = mt_randint(&c->rng, 2, max_num_tokens);
+    int64_t chunk0 = 0, chunk_n = 0, cur_len = 0;  /* chunk = segments chunk0 .. chunk0+chunk_n-1 */
+    for (int64_t i = 0; i < nseg; i++) {
+        if (chunk_n == 0) chunk0 = i;
+        chunk_n++;
+        cur_len += seg_len(c, s0 + i);
+        if (!(i == nseg - 1 || cur_len >= target)) continue;
+        int64_t a_end = 1;
+        if (chunk_n >= 2) a_end = mt_randint(&c->rng, 1, chunk_n - 1);
+        int64_t a0 = c->seg_start[s0 + chunk0], a1 = c->seg_start[s0 + chunk0 + a_end];
+        int64_t b0, b1;
+        int is_random_next;
+        if (chunk_n == 1 || mt_random(&c->rng) < 0.5) {
+            is_random_next = 1;
+            int64_t target_b = target - (a1 - a0);
+            int64_t r = 0;
+            for (int t = 0; t < 10; t++) {  /* the 10th pick stands even if == di */
+                r = mt_randint(&c->rng, 0, c->ndocs - 1);
+                if (r != di) break;
+            }
+            int64_t rdoc = c->order[r];
+            int64_t rs0 = c->doc_start[rdoc], rn = c->doc_start[rdoc + 1] - rs0;
+            int64_t start = mt_randint(&c->rng, 0, rn - 1), j = start;
+            b0 = c->seg_start[rs0 + start];
+            for (; j < rn; j++)
+                if (c->seg_start[rs0 + j + 1] - b0 >= target_b) break;
+            if (j == rn) j = rn - 1;
+            b1 = c->seg_start[rs0 + j + 1];
+            i -= chunk_n - a_end;  /* unused segments are revisited */
+        } else {
+            is_random_next = 0;
+            b0 = a1;
+            b1 = c->seg_start[s0 + chunk0 + chunk_n];
+        }
+        /* truncate_seq_pair: the longer side (B on ties) loses its first or last token */
+        while ((a1 - a0) + (b1 - b0) > max_num_tokens) {
+            int trunc_a = (a1 - a0) > (b1 - b0);
+            if (mt_random(&c->rng) < 0.5) { if (trunc_a) a0++; else b0++; }
+            else { if (trunc_a) a1--; else b1--; }
+        }
+        if (emit(c, a0, a1, b0, b1, is_random_next)) return -1;
+        chunk_n = 0;
+        cur_len = 0;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ CRC32C + Example */
+static uint32_t crc_table[8][256];
+
+static void crc_init(void) {
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = (c & 1) ? (c >> 1) ^ 0x82f63b78U : c >> 1;
+        crc_table[0][i] = c;
+    }
+    for (uint32_t i = 0; i < 256; i++)
+        for (int t = 1; t < 8; t++)
+            crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xff];
+}
+
+static uint32_t crc32c(const uint8_t *p, size_t n) {
+    uint32_t c = 0xffffffffU;
+    while (n >= 8) {  /* slicing-by-8, little-endian */
+        uint64_t w;
+        memcpy(&w, p, 8);
+        w ^= c;
+        c = crc_table[7][w & 0xff] ^ crc_table[6][(w >> 8) & 0xff] ^ crc_table[5][(w >> 16) & 0xff]
+          ^ crc_table[4][(w >> 24) & 0xff] ^ crc_table[3][(w >> 32) & 0xff]
+          ^ crc_table[2][(w >> 40) & 0xff] ^ crc_table[1][(w >> 48) & 0xff] ^ crc_table[0][w >> 56];
+        p += 8; n -= 8;
+    }
+    while (n--) c = crc_table[0][(c ^ *p++) & 0xff] ^ (c >> 8);
+    return c ^ 0xffffffffU;
+}
+
+static uint32_t masked_crc(const uint8_t *p, size_t n) {
+    uint32_t c = crc32c(p, n);
+    return ((c >> 15) | (c << 17)) + 0xa282ead8U;
+}
+
+static int vlen(uint64_t v) { int n = 1; while (v > 0x7f) { v >>= 7; n++; } return n; }
+static uint8_t *put_v(uint8_t *o, uint64_t v) { while (v > 0x7f) { *o++ = (uint8_t)(v | 0x80); v >>= 7; } *o++ = (uint8_t)v; return o; }
+
+/* Feature indexes, in FEATURES order of the Python module. */
+static const char *FEATURE_NAMES[7] = {"input_ids", "input_mask", "segment_ids", "masked_lm_positions",
+                                       "masked_lm_ids", "masked_lm_weights", "next_sentence_labels"};
+
+/* Value of feature f at index k for instance `in` (padding included). */
+static uint32_t fval(const Ctx *c, const Inst *in, int f, int k) {
+    const int32_t *t = (const int32_t *)c->toks.p + in->tok_off;
+    const int32_t *p = (const int32_t *)c->preds.p + in->pred_off;
+    switch (f) {
+    case 0: return k < in->len ? (uint32_t)t[k] : 0;
+    case 1: return k < in->len;
+    case 2: return k < in->len && k >= in->a_len + 2;
+    case 3: return k < in->npred ? (uint32_t)p[k] : 0;
+    case 4: return k < in->npred ? (uint32_t)p[in->npred + k] : 0;
+    default: return (uint32_t)in->is_random_next;
+    }
+}
+
+/* Serialise one Example into o (large enough); returns its length. */
+static size_t serialize(const Ctx *c, const Inst *in, const int *order, uint8_t *o) {
+    size_t flen[7], plen[7], llen[7], elen[7], total = 0;
+    for (int q = 0; q < 7; q++) {
+        int f = order[q], cnt = f <= 2 ? c->max_seq_length : f <= 5 ? c->max_pred : 1;
+        size_t payload = 0;
+        if (f == 5) payload = (size_t)cnt * 4;
+        else for (int k = 0; k < cnt; k++) payload += vlen(fval(c, in, f, k));
+        plen[q] = payload;
+        llen[q] = cnt ? 1 + vlen(payload) + payload : 0;          /* Int64List / FloatList */
+        flen[q] = 1 + vlen(llen[q]) + llen[q];                    /* Feature */
+        size_t kl = strlen(FEATURE_NAMES[f]);
+        elen[q] = 1 + vlen(kl) + kl + 1 + vlen(flen[q]) + flen[q]; /* map entry */
+        total += 1 + vlen(elen[q]) + elen[q];
+    }
+    uint8_t *s = o;
+    *o++ = 0x0a; o = put_v(o, total);                            /* Example.features */
+    for (int q = 0; q < 7; q++) {
+        int f = order[q], cnt = f <= 2 ? c->max_seq_length : f <= 5 ? c->max_pred : 1;
+        size_t kl = strlen(FEATURE_NAMES[f]);
+        *o++ = 0x0a; o = put_v(o, elen[q]);
+        *o++ = 0x0a; o = put_v(o, kl); memcpy(o, FEATURE_NAMES[f], kl); o += kl;
+        *o++ = 0x12; o = put_v(o, flen[q]);
+        *o++ = f == 5 ? 0x12 : 0x1a; o = put_v(o, llen[q]);      /* float_list=2, int64_list=3 */
+        if (!cnt) continue;
+        *o++ = 0x0a; o = put_v(o, plen[q]);
+        if (f == 5) {
+            for (int k = 0; k < cnt; k++) {
+                static const uint8_t one[4] = {0, 0, 0x80, 0x3f};  /* 1.0f little-endian */
+                if (k < in->npred) memcpy(o, one, 4); else memset(o, 0, 4);
+                o += 4;
+            }
+        } else {
+            for (int k = 0; k < cnt; k++) o = put_v(o, fval(c, in, f, k));
+        }
+    }
+    return (size_t)(o - s);
+}
+
+/* ------------------------------------------------------------------ Python entry */
+typedef struct { Py_buffer b; int ok; } PB;
+
+static int get_buf(PyObject *o, PB *pb, Py_ssize_t itemsize, const char *what) {
+    if (PyObject_GetBuffer(o, &pb->b, PyBUF_C_CONTIGUOUS) < 0) return -1;
+    pb->ok = 1;
+    if (itemsize && pb->b.len % itemsize) {
+        PyErr_Format(PyExc_ValueError, "%s: buffer size not a multiple of %zd", what, itemsize);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *create_and_write(PyObject *self, PyObject *args) {
+    PyObject *o_tok, *o_seg, *o_doc, *o_order, *o_state, *o_vw, *o_sub, *o_paths, *o_forder, *o_cb;
+    int cls_id, sep_id, mask_id, max_seq, max_pred, dupe, wwm;
+    double ssp, mlp;
+    if (!PyArg_ParseTuple(args, "OOOOOOOiiiiiiddpOOO", &o_tok, &o_seg, &o_doc, &o_order, &o_state,
+                          &o_vw, &o_sub, &cls_id, &sep_id, &mask_id, &max_seq, &max_pred, &dupe,
+                          &ssp, &mlp, &wwm, &o_paths, &o_forder, &o_cb))
+        return NULL;
+    PB tok = {0}, seg = {0}, doc = {0}, ord = {0}, vw = {0}, sub = {0};
+    Ctx c;
+    memset(&c, 0, sizeof c);
+    FILE **files = NULL;
+    Py_ssize_t nfiles = 0;
+    int64_t *perm = NULL;
+    uint8_t *rec = NULL;
+    PyObject *result = NULL;
+    int forder[7];
+
+    if (get_buf(o_tok, &tok, 4, "tokens") || get_buf(o_seg, &seg, 8, "seg_start")
+        || get_buf(o_doc, &doc, 8, "doc_start") || get_buf(o_order, &ord, 8, "order")
+        || get_buf(o_vw, &vw, 4, "vocab_word_ids") || get_buf(o_sub, &sub, 1, "is_subword"))
+        goto done;
+    c.tokens = tok.b.buf; c.seg_start = seg.b.buf; c.doc_start = doc.b.buf; c.order = ord.b.buf;
+    c.ndocs = doc.b.len / 8 - 1;
+    c.vocab_word_ids = vw.b.buf; c.nvocab_words = vw.b.len / 4;
+    c.is_subword = sub.b.buf; c.nsubword = sub.b.len;
+    c.cls_id = cls_id; c.sep_id = sep_id; c.mask_id = mask_id;
+    c.max_seq_length = max_seq; c.max_pred = max_pred; c.do_wwm = wwm;
+    c.short_seq_prob = ssp; c.masked_lm_prob = mlp;
+    if (c.ndocs < 1 || ord.b.len / 8 != c.ndocs || max_seq < 5 || max_pred < 1 || c.nvocab_words < 1) {
+        PyErr_SetString(PyExc_ValueError, "create_and_write: inconsistent arguments");
+        goto done;
+    }
+    /* rng.getstate()[1]: 624 words + index */
+    if (!PyTuple_Check(o_state) || PyTuple_GET_SIZE(o_state) != MT_N + 1) {
+        PyErr_SetString(PyExc_ValueError, "state must be random.getstate()[1] (625 ints)");
+        goto done;
+    }
+    for (int i = 0; i < MT_N; i++) {
+        unsigned long v = PyLong_AsUnsignedLong(PyTuple_GET_ITEM(o_state, i));
+        if (PyErr_Occurred()) goto done;
+        c.rng.mt[i] = (uint32_t)v;
+    }
+    c.rng.index = (int)PyLong_AsLong(PyTuple_GET_ITEM(o_state, MT_N));
+    if (PyErr_Occurred()) goto done;
+    if (!PySequence_Check(o_forder) || PySequence_Size(o_forder) != 7) {
+        PyErr_SetString(PyExc_ValueError, "feature order must list 7 indexes");
+        goto done;
+    }
+    for (int i = 0; i < 7; i++) {
+        PyObject *it = PySequence_GetItem(o_forder, i);
+        forder[i] = it ? (int)PyLong_AsLong(it) : -1;
+        Py_XDECREF(it);
+        if (PyErr_Occurred()) goto done;
+    }
+    c.cand_pos = malloc(sizeof(int32_t) * max_seq); c.cand_start = malloc(sizeof(int32_t) * (max_seq + 1));
+    c.cand_order = malloc(sizeof(int32_t) * max_seq); c.covered = malloc((size_t)max_seq);
+    c.mpos = malloc(sizeof(int32_t) * (max_pred + 1)); c.mlab = malloc(sizeof(int32_t) * (max_pred + 1));
+    if (!c.cand_pos || !c.cand_start || !c.cand_order || !c.covered || !c.mpos || !c.mlab) { PyErr_NoMemory(); goto done; }
+
+    /* for pass in range(dupe_factor): for each document: instances += ... */
+    int64_t step = 0;
+    for (int pass = 0; pass < dupe; pass++) {
+        for (int64_t di = 0; di < c.ndocs; di++) {
+            if (from_document(&c, di)) { PyErr_NoMemory(); goto done; }
+            if (++step % 2048 == 0 && o_cb != Py_None) {
+                PyObject *r = PyObject_CallFunction(o_cb, "L", (long long)2048);
+                if (!r) goto done;
+                Py_DECREF(r);
+            }
+        }
+    }
+    if (o_cb != Py_None) {
+        PyObject *r = PyObject_CallFunction(o_cb, "L", (long long)(step % 2048));
+        if (!r) goto done;
+        Py_DECREF(r);
+    }
+    int64_t ninst = (int64_t)(c.insts.n / sizeof(Inst));
+    /* rng.shuffle(instances) as a permutation */
+    perm = malloc(sizeof(int64_t) * (ninst ? ninst : 1));
+    if (!perm) { PyErr_NoMemory(); goto done; }
+    for (int64_t i = 0; i < ninst; i++) perm[i] = i;
+    for (int64_t i = ninst - 1; i >= 1; i--) {
+        int64_t j = mt_below(&c.rng, (uint64_t)i + 1), t = perm[i];
+        perm[i] = perm[j]; perm[j] = t;
+    }
+    /* write: instance k -> file k mod n */
+    nfiles = PySequence_Size(o_paths);
+    if (nfiles < 1) { PyErr_SetString(PyExc_ValueError, "no output paths"); goto done; }
+    files = calloc((size_t)nfiles, sizeof(FILE *));
+    if (!files) { PyErr_NoMemory(); goto done; }
+    for (Py_ssize_t i = 0; i < nfiles; i++) {
+        PyObject *it = PySequence_GetItem(o_paths, i);
+        const char *path = it ? PyUnicode_AsUTF8(it) : NULL;
+        if (path) files[i] = fopen(path, "wb");
+        if (path && !files[i]) PyErr_SetFromErrnoWithFilename(PyExc_OSError, path);
+        Py_XDECREF(it);
+        if (!files[i]) goto done;
+        setvbuf(files[i], NULL, _IOFBF, 1 << 20);
+    }
+    size_t cap = 16 + 64 + (size_t)(3 * max_seq + 3 * max_pred) * 6 + 256;
+    rec = malloc(cap);
+    if (!rec) { PyErr_NoMemory(); goto done; }
+    for (int64_t k = 0; k < ninst; k++) {
+        const Inst *in = (const Inst *)c.insts.p + perm[k];
+        size_t n = serialize(&c, in, forder, rec + 12);
+        uint64_t n64 = n;
+        memcpy(rec, &n64, 8);                       /* little-endian hosts only (x86/arm) */
+        uint32_t hc = masked_crc(rec, 8), dc = masked_crc(rec + 12, n);
+        memcpy(rec + 8, &hc, 4);
+        memcpy(rec + 12 + n, &dc, 4);
+        if (fwrite(rec, 1, n + 16, files[k % nfiles]) != n + 16) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            goto done;
+        }
+    }
+    for (Py_ssize_t i = 0; i < nfiles; i++) {
+        int bad = fclose(files[i]) != 0;
+        files[i] = NULL;
+        if (bad) { PyErr_SetFromErrno(PyExc_OSError); goto done; }
+    }
+    result = PyLong_FromLongLong(ninst);
+done:
+    if (files) { for (Py_ssize_t i = 0; i < nfiles; i++) if (files[i]) fclose(files[i]); free(files); }
+    free(perm); free(rec);
+    free(c.insts.p); free(c.toks.p); free(c.preds.p);
+    free(c.cand_pos); free(c.cand_start); free(c.cand_order); free(c.covered); free(c.mpos); free(c.mlab);
+    PB *bufs[] = {&tok, &seg, &doc, &ord, &vw, &sub};
+    for (int i = 0; i < 6; i++) if (bufs[i]->ok) PyBuffer_Release(&bufs[i]->b);
+    return result;
+}
+
+/* Draw-sequence probe used by the tests: replays ops on a state, returns the values. */
+static PyObject *draws(PyObject *self, PyObject *args) {
+    PyObject *o_state, *o_ops;
+    if (!PyArg_ParseTuple(args, "OO", &o_state, &o_ops)) return NULL;
+    MT s;
+    if (!PyTuple_Check(o_state) || PyTuple_GET_SIZE(o_state) != MT_N + 1) {
+        PyErr_SetString(PyExc_ValueError, "state must be random.getstate()[1]");
+        return NULL;
+    }
+    for (int i = 0; i < MT_N; i++) s.mt[i] = (uint32_t)PyLong_AsUnsignedLong(PyTuple_GET_ITEM(o_state, i));
+    s.index = (int)PyLong_AsLong(PyTuple_GET_ITEM(o_state, MT_N));
+    if (PyErr_Occurred()) return NULL;
+    Py_ssize_t n = PySequence_Size(o_ops);
+    PyObject *out = PyList_New(n);
+    if (!out) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        /* op: 0 -> random(), k >= 1 -> randint(0, k - 1) (= _randbelow(k)) */
+        PyObject *it = PySequence_GetItem(o_ops, i);
+        long long k = it ? PyLong_AsLongLong(it) : -1;
+        Py_XDECREF(it);
+        if (PyErr_Occurred() || k < 0 || k >= (1LL << 32)) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "op out of range");
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyObject *v = k == 0 ? PyFloat_FromDouble(mt_random(&s)) : PyLong_FromUnsignedLong(mt_below(&s, (uint64_t)k));
+        PyList_SET_ITEM(out, i, v);
+    }
+    return out;
+}
+
+static PyMethodDef methods[] = {
+    {"create_and_write", create_and_write, METH_VARARGS,
+     "Instance loop + masking + shuffle + TFRecord writing (see create_pretraining_data.run)."},
+    {"draws", draws, METH_VARARGS, "draws(state, ops): replay random()/_randbelow draws (tests)."},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "_cpd_native",
+                                       "Native fast path of bert.create_pretraining_data.", -1, methods};
+
+PyMODINIT_FUNC PyInit__cpd_native(void) {
+    crc_init();
+    return PyModule_Create(&moduledef);
+}
