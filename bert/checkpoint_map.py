@@ -263,6 +263,18 @@ def read_bert_config(path: str | os.PathLike) -> dict[str, Any]:
     return {k: raw[k] for k in GOOGLE_CONFIG_KEYS}
 
 
+# transformers activation names -> Google BERT's. Google's `gelu` is the tanh form; the
+# published clinical config says `gelu` (erf) for a model trained with the tanh form, so
+# both GELU spellings map back to Google's single `gelu` (spec bert_model.md section 6).
+_GOOGLE_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu", "gelu_pytorch_tanh": "gelu",
+                       "relu": "relu", "tanh": "tanh", "linear": "linear"}
+
+
+def google_activation(hf_act: str | None) -> str | None:
+    """Google BERT's name for a transformers activation; None when it has none."""
+    return _GOOGLE_ACTIVATIONS.get(hf_act) if isinstance(hf_act, str) else None
+
+
 def read_vocab(path: str | os.PathLike) -> list[str]:
     """Vocabulary tokens, one per line (as Google's tokenization.load_vocab)."""
     try:

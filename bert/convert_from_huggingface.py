@@ -28,11 +28,6 @@ from bert import checkpoint_map as cm
 from bert.checkpoint_map import CheckpointError
 
 CHECKPOINT_NAME = "bert_model.ckpt"
-# transformers activation names -> Google BERT's. Google's `gelu` is the tanh form; the
-# published clinical config says `gelu` (erf) for a model trained with the tanh form, so
-# both GELU spellings map back to Google's single `gelu` (spec bert_model.md section 6).
-_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu", "gelu_pytorch_tanh": "gelu",
-                "relu": "relu", "tanh": "tanh", "linear": "linear"}
 
 
 def google_config(hf_config: dict[str, Any], source: str) -> dict[str, Any]:
@@ -43,9 +38,10 @@ def google_config(hf_config: dict[str, Any], source: str) -> dict[str, Any]:
     absent = [k for k, v in config.items() if v is None]
     if absent:
         raise CheckpointError(f"{source}: config lacks field(s) {', '.join(absent)}")
-    if config["hidden_act"] not in _ACTIVATIONS:
+    act = cm.google_activation(config["hidden_act"])
+    if act is None:
         raise CheckpointError(f"{source}: hidden_act {config['hidden_act']!r} has no Google BERT equivalent")
-    config["hidden_act"] = _ACTIVATIONS[config["hidden_act"]]
+    config["hidden_act"] = act
     if abs(float(hf_config.get("layer_norm_eps", 1e-12)) - 1e-12) > 1e-15:
         raise CheckpointError(f"{source}: layer_norm_eps {hf_config['layer_norm_eps']} != 1e-12 "
                               "(fixed in Google BERT)")

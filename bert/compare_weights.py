@@ -1,0 +1,440 @@
+"""Compare two BERT models (HF folders or TF checkpoints): configs, vocab, casing, weights, behaviour.
+
+    python -m bert.compare_weights OURS THEIRS [--json FILE] [--plot FILE] [--text FILE]
+        [--no_text] [--max_rel_diff X]
+
+Each argument is an HF folder (config.json + model.safetensors) or a TF checkpoint (prefix
+or folder, with bert_config.json / vocab.txt / training_config.json beside it); both are
+brought to Google variable names in memory (`bert.checkpoint_map`), so a conversion compared
+with its source shows zero difference. THEIRS is the reference for relative differences.
+
+Per tensor: shape equality, max abs diff, relative L2 difference ||ours - theirs|| / ||theirs||,
+cosine similarity; summarised per group (embeddings, layer_N, pooler, cls). Behaviour on text
+(needs torch+transformers): each sentence's tokens are masked one at a time; reported are
+fill-mask top-1 agreement (same top prediction) and top-5 agreement (mean overlap of the two
+top-5 sets / 5) on sentences both tokenizers split identically, each model's masked-LM
+accuracy and pseudo-perplexity exp(mean -log p(token | rest)), and mean cosine similarity of
+the two models' [CLS] and mean-pooled final hidden states. A TF checkpoint runs with
+`gelu_new` (the tanh GELU its graph computes); an HF folder with its own config's activation.
+
+Exit status: 0 (a report), 1 when `--max_rel_diff` is given and a tensor's relative L2
+difference exceeds it or a tensor is missing/misshapen on one side, 2 when an input is unusable.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from absl import app, flags
+
+from bert import checkpoint_map as cm
+from bert.checkpoint_map import CheckpointError
+
+# Synthetic clinical-style sentences written for this tool (no patient data).
+PROBE_SENTENCES = (
+    "The patient was admitted to the intensive care unit with acute respiratory failure.",
+    "She has a history of hypertension, type 2 diabetes mellitus and chronic kidney disease.",
+    "Chest x-ray showed bilateral infiltrates consistent with pneumonia.",
+    "He was started on intravenous antibiotics and his fever resolved within two days.",
+    "The patient denies chest pain, shortness of breath, nausea or vomiting.",
+    "Blood pressure was 142/88 and heart rate was 96 beats per minute.",
+    "An echocardiogram demonstrated an ejection fraction of 35 percent.",
+    "Her creatinine increased from 1.2 to 2.4 over the course of the admission.",
+    "The patient was discharged home in stable condition with follow-up in cardiology clinic.",
+    "A CT scan of the head without contrast showed no acute intracranial hemorrhage.",
+    "Metoprolol was held because of bradycardia and hypotension.",
+    "The wound was cleaned and dressed, and there were no signs of infection.",
+    "He reports a productive cough and subjective fevers for the past three days.",
+    "Physical examination revealed decreased breath sounds at the right lung base.",
+    "She was intubated for airway protection and transferred to the medical ICU.",
+    "Anticoagulation with heparin was started for a newly diagnosed pulmonary embolism.",
+    "Urine cultures grew Escherichia coli sensitive to ceftriaxone.",
+    "The patient is alert and oriented to person, place and time.",
+    "Insulin sliding scale was continued and blood glucose remained well controlled.",
+    "There is mild pitting edema of both lower extremities.",
+)
+_GROUP_ORDER = ("embeddings", "layer", "pooler", "cls")
+
+
+@dataclass
+class Model:
+    """A model brought to the common form: Google variable names, numpy weights."""
+    path: str
+    kind: str                                   # "hf" or "tf"
+    config: dict[str, Any] | None               # Google fields (+ layer_norm_eps, hf_hidden_act)
+    weights: dict[str, np.ndarray]
+    vocab: list[str] | None
+    do_lower_case: bool | None                  # None: not stated anywhere
+    tokenizer: dict[str, Any] = field(default_factory=dict)
+
+
+def load_model(path: str | os.PathLike) -> Model:
+    """Load an HF folder (has config.json) or a TF checkpoint prefix/folder."""
+    p = Path(path)
+    if p.is_dir() and (p / "config.json").is_file():
+        raw, hf_weights = cm.read_hf_folder(p)
+        config = {k: raw[k] for k in cm.GOOGLE_CONFIG_KEYS if k in raw}
+        config["layer_norm_eps"] = raw.get("layer_norm_eps", 1e-12)
+        # Google names both GELUs `gelu`; what transformers computes is kept apart.
+        config["computed_activation"] = config.get("hidden_act")
+        config["hidden_act"] = cm.google_activation(config.get("hidden_act"))
+        vocab = cm.read_vocab(p / "vocab.txt") if (p / "vocab.txt").is_file() else None
+        tok = cm.read_json(p / "tokenizer_config.json") if (p / "tokenizer_config.json").is_file() else {}
+        tok = {k: tok.get(k) for k in ("tokenizer_class", "do_lower_case", "strip_accents", "model_max_length")}
+        return Model(str(p), "hf", config, cm.hf_to_tf_weights(hf_weights, str(p)), vocab,
+                     cm.hf_do_lower_case(p), tok)
+    prefix = cm.resolve_checkpoint(p)
+    folder = Path(prefix).parent
+    config = cm.read_bert_config(folder / "bert_config.json") if (folder / "bert_config.json").is_file() else None
+    if config is not None:
+        config["layer_norm_eps"] = 1e-12
+        # the TF graph's `gelu` is the tanh form: transformers' `gelu_new` (spec section 6)
+        config["computed_activation"] = "gelu_new" if config["hidden_act"] == "gelu" else config["hidden_act"]
+    vocab = cm.read_vocab(folder / "vocab.txt") if (folder / "vocab.txt").is_file() else None
+    lower = cm.recorded_do_lower_case(folder)
+    return Model(prefix, "tf", config, cm.read_tf_checkpoint(prefix), vocab, lower,
+                 {"do_lower_case": lower})
+
+
+# ----------------------------------------------------------------------------- weights
+
+def tensor_stats(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
+    """Differences of `a` (ours) from `b` (theirs, the reference), computed in float64."""
+    if a.shape != b.shape:
+        return {"same_shape": False, "max_abs_diff": None, "rel_l2": None, "cosine": None}
+    a64, b64 = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+    d = a64 - b64
+    nd, na, nb = (float(np.sqrt(np.dot(x, x))) for x in (d, a64, b64))
+    rel = 0.0 if nd == 0 else (nd / nb if nb > 0 else math.inf)
+    cos = 1.0 if nd == 0 else (float(np.dot(a64, b64)) / (na * nb) if na > 0 and nb > 0 else None)
+    return {"same_shape": True, "max_abs_diff": float(np.max(np.abs(d))) if d.size else 0.0,
+            "rel_l2": rel, "cosine": cos, "_sq": (nd * nd, nb * nb)}
+
+
+def group_of(name: str) -> str:
+    """embeddings | layer_N | pooler | cls."""
+    m = re.search(r"/layer_(\d+)/", name)
+    if m:
+        return f"layer_{m.group(1)}"
+    return "cls" if name.startswith("cls/") else name.split("/")[1]
+
+
+def _group_key(group: str) -> tuple[int, int]:
+    base, _, n = group.partition("_")
+    return (_GROUP_ORDER.index(base) if base in _GROUP_ORDER else len(_GROUP_ORDER), int(n or 0))
+
+
+def compare_weights(ours: dict[str, np.ndarray], theirs: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Per-tensor and per-group differences; tensors on one side only are listed."""
+    tensors, groups = [], {}
+    for name in sorted(set(ours) & set(theirs)):
+        s = tensor_stats(ours[name], theirs[name])
+        sq = s.pop("_sq", None)
+        tensors.append({"name": name, "shape_ours": list(ours[name].shape),
+                        "shape_theirs": list(theirs[name].shape), **s})
+        g = groups.setdefault(group_of(name), {"n_tensors": 0, "n_differing": 0, "max_abs_diff": 0.0,
+                                                "_d2": 0.0, "_b2": 0.0, "shape_mismatch": 0})
+        g["n_tensors"] += 1
+        if not s["same_shape"]:
+            g["shape_mismatch"] += 1
+            continue
+        g["n_differing"] += s["max_abs_diff"] > 0
+        g["max_abs_diff"] = max(g["max_abs_diff"], s["max_abs_diff"])
+        g["_d2"] += sq[0]
+        g["_b2"] += sq[1]
+    layers = {}
+    for name in sorted(groups, key=_group_key):
+        g = groups[name]
+        d2, b2 = g.pop("_d2"), g.pop("_b2")
+        g["rel_l2"] = 0.0 if d2 == 0 else (math.sqrt(d2 / b2) if b2 > 0 else math.inf)
+        layers[name] = g
+    return {"tensors": tensors, "layers": layers,
+            "only_in_ours": sorted(set(ours) - set(theirs)),
+            "only_in_theirs": sorted(set(theirs) - set(ours)),
+            "differing": [t["name"] for t in tensors if not t["same_shape"] or t["max_abs_diff"] > 0]}
+
+
+def compare_metadata(ours: Model, theirs: Model) -> dict[str, Any]:
+    """Config, vocab and tokenizer/casing differences."""
+    ca, cb = ours.config or {}, theirs.config or {}
+    config = {k: [ca.get(k), cb.get(k)] for k in sorted(set(ca) | set(cb)) if ca.get(k) != cb.get(k)}
+    if ours.vocab is None or theirs.vocab is None:
+        vocab = {"identical": None, "note": "vocab missing on "
+                 + " and ".join(n for n, m in (("ours", ours), ("theirs", theirs)) if m.vocab is None)}
+    else:
+        n = min(len(ours.vocab), len(theirs.vocab))
+        differing = sum(a != b for a, b in zip(ours.vocab[:n], theirs.vocab[:n]))
+        differing += abs(len(ours.vocab) - len(theirs.vocab))
+        vocab = {"identical": ours.vocab == theirs.vocab, "sizes": [len(ours.vocab), len(theirs.vocab)],
+                 "differing_tokens": differing}
+    ta, tb = ours.tokenizer, theirs.tokenizer
+    tokenizer = {k: [ta.get(k), tb.get(k)] for k in sorted(set(ta) | set(tb)) if ta.get(k) != tb.get(k)}
+    return {"config": config, "vocab": vocab, "tokenizer": tokenizer,
+            "do_lower_case": [ours.do_lower_case, theirs.do_lower_case],
+            "effective_do_lower_case": [_effective_lower(ours), _effective_lower(theirs)]}
+
+
+def _effective_lower(m: Model) -> bool | None:
+    """What a user gets: transformers lower-cases when an HF folder states nothing (spec section 6)."""
+    if m.do_lower_case is not None:
+        return m.do_lower_case
+    return True if m.kind == "hf" else None
+
+
+# ----------------------------------------------------------------------------- behaviour on text
+
+def _torch_model(m: Model):
+    """BertForPreTraining in eval mode with `m`'s weights, or None when heads are missing."""
+    import torch
+    from transformers import BertConfig, BertForPreTraining
+    cfg = {k: m.config[k] for k in cm.GOOGLE_CONFIG_KEYS}
+    cfg.update(hidden_act=m.config["computed_activation"], layer_norm_eps=m.config["layer_norm_eps"])
+    model = BertForPreTraining(BertConfig(**cfg)).eval()
+    state = {k: torch.from_numpy(np.array(v)) for k, v in cm.tf_to_hf_weights(m.weights).items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        return None
+    return model
+
+
+def _tokenizer(m: Model, do_lower_case: bool):
+    from transformers import BertTokenizer
+    return BertTokenizer(vocab={t: i for i, t in enumerate(m.vocab)}, do_lower_case=do_lower_case)
+
+
+def text_behaviour(m: Model, sentences: Sequence[str], do_lower_case: bool,
+                   max_len: int = 128) -> list[dict[str, Any]]:
+    """Per sentence: tokens, and for each masked position the true-token log-prob and top-5 ids;
+    plus the unmasked [CLS] and mean-pooled final hidden states."""
+    import torch
+    model, tok = _torch_model(m), _tokenizer(m, do_lower_case)
+    mask_id = tok.convert_tokens_to_ids("[MASK]")
+    results = []
+    for text in sentences:
+        ids = tok(text, truncation=True, max_length=max_len)["input_ids"]
+        x = torch.tensor([ids])
+        with torch.no_grad():
+            hidden = model.bert(input_ids=x).last_hidden_state[0]
+            positions = list(range(1, len(ids) - 1))
+            batch = x.repeat(len(positions), 1)
+            batch[torch.arange(len(positions)), torch.tensor(positions)] = mask_id
+            logits = model(input_ids=batch).prediction_logits[torch.arange(len(positions)),
+                                                               torch.tensor(positions)]
+        log_probs = torch.log_softmax(logits.double(), dim=-1)
+        true = torch.tensor(ids[1:-1])
+        results.append({
+            "tokens": tok.convert_ids_to_tokens(ids),
+            "true_logp": log_probs[torch.arange(len(positions)), true].numpy(),
+            "top5": [tok.convert_ids_to_tokens(r) for r in log_probs.topk(5, dim=-1).indices.tolist()],
+            "cls": hidden[0].double().numpy(), "mean": hidden.double().mean(0).numpy()})
+    return results
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def compare_text(ours: Model, theirs: Model, sentences: Sequence[str]) -> dict[str, Any]:
+    """Behaviour metrics (see module docstring); {'skipped': reason} when not computable."""
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError:
+        return {"skipped": "torch/transformers not importable"}
+    for name, m in (("ours", ours), ("theirs", theirs)):
+        if m.config is None or m.vocab is None:
+            return {"skipped": f"{name} has no {'config' if m.config is None else 'vocab'}"}
+        if any(n not in m.weights for n in cm.expected_shapes(m.config)):
+            return {"skipped": f"{name} lacks pretraining-head weights (MLM needs cls/*)"}
+    # A TF checkpoint without training_config.json records no casing: assume the other
+    # model's (or Google's default, lower-case) and say so in the report.
+    la, lb = _effective_lower(ours), _effective_lower(theirs)
+    notes = []
+    if la is None or lb is None:
+        fallback = next((x for x in (la, lb) if x is not None), True)
+        for name, x in (("ours", la), ("theirs", lb)):
+            if x is None:
+                notes.append(f"{name}: casing not recorded, assumed do_lower_case={fallback}")
+        la, lb = (fallback if la is None else la), (fallback if lb is None else lb)
+    ra, rb = text_behaviour(ours, sentences, la), text_behaviour(theirs, sentences, lb)
+    out: dict[str, Any] = {"sentences": len(sentences), "do_lower_case": [la, lb], "notes": notes}
+    for name, r in (("ours", ra), ("theirs", rb)):
+        logp = np.concatenate([s["true_logp"] for s in r])
+        top1 = [t5[0] == tok for s in r for t5, tok in zip(s["top5"], s["tokens"][1:-1])]
+        out[name] = {"masked_tokens": int(logp.size), "mlm_accuracy": float(np.mean(top1)),
+                     "pseudo_perplexity": float(np.exp(-logp.mean()))}
+    same = [(a, b) for a, b in zip(ra, rb) if a["tokens"] == b["tokens"]]
+    out["same_tokenization"] = len(same)
+    if same:
+        pairs = [(x, y) for a, b in same for x, y in zip(a["top5"], b["top5"])]
+        out["top1_agreement"] = float(np.mean([x[0] == y[0] for x, y in pairs]))
+        out["top5_agreement"] = float(np.mean([len(set(x) & set(y)) / 5 for x, y in pairs]))
+        out["cls_cosine"] = float(np.mean([_cos(a["cls"], b["cls"]) for a, b in same]))
+        out["mean_pooled_cosine"] = float(np.mean([_cos(a["mean"], b["mean"]) for a, b in same]))
+    return out
+
+
+# ----------------------------------------------------------------------------- driver
+
+def compare(ours: str | os.PathLike, theirs: str | os.PathLike, text_file: str | os.PathLike | None = None,
+            no_text: bool = False, max_rel_diff: float | None = None) -> dict[str, Any]:
+    """The whole report as a dict (what --json writes)."""
+    a, b = load_model(ours), load_model(theirs)
+    report: dict[str, Any] = {"ours": {"path": a.path, "kind": a.kind},
+                              "theirs": {"path": b.path, "kind": b.kind}}
+    report.update(compare_metadata(a, b))
+    report["weights"] = compare_weights(a.weights, b.weights)
+    if no_text:
+        report["text"] = {"skipped": "--no_text"}
+    else:
+        report["text"] = compare_text(a, b, read_sentences(text_file) if text_file else PROBE_SENTENCES)
+    if max_rel_diff is not None:
+        w = report["weights"]
+        failing = [t["name"] for t in w["tensors"] if not t["same_shape"] or t["rel_l2"] > max_rel_diff]
+        failing += w["only_in_ours"] + w["only_in_theirs"]
+        report["check"] = {"max_rel_diff": max_rel_diff, "passed": not failing, "failing": failing}
+    return report
+
+
+def read_sentences(path: str | os.PathLike) -> list[str]:
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: cannot read text file: {e}") from None
+    sentences = [s.strip() for s in lines if s.strip()]
+    if not sentences:
+        raise CheckpointError(f"{path}: no sentences (one per line expected)")
+    return sentences
+
+
+def _fmt(x: Any) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return "0" if x == 0 else f"{x:.3e}" if abs(x) < 1e-2 or abs(x) >= 1e4 else f"{x:.4f}"
+    return str(x)
+
+
+def format_report(r: dict[str, Any], all_tensors: bool = False) -> str:
+    """The readable stdout table."""
+    lines = [f"ours:   {r['ours']['path']} ({r['ours']['kind']})",
+             f"theirs: {r['theirs']['path']} ({r['theirs']['kind']})", "", "== config"]
+    lines += [f"  {k}: ours={a!r} theirs={b!r}" for k, (a, b) in r["config"].items()] or ["  identical"]
+    v = r["vocab"]
+    lines += ["== vocab", f"  {v['note']}" if v["identical"] is None else
+              f"  identical={v['identical']} sizes={v['sizes']} differing_tokens={v['differing_tokens']}"]
+    lines += ["== tokenizer / casing",
+              f"  do_lower_case stated: ours={r['do_lower_case'][0]} theirs={r['do_lower_case'][1]}; "
+              f"effective: ours={r['effective_do_lower_case'][0]} theirs={r['effective_do_lower_case'][1]}"]
+    lines += [f"  {k}: ours={a!r} theirs={b!r}" for k, (a, b) in r["tokenizer"].items()]
+    w = r["weights"]
+    lines += ["== weights per group (rel L2 = ||ours-theirs|| / ||theirs||)",
+              f"  {'group':<12}{'tensors':>8}{'differ':>8}{'max abs diff':>14}{'rel L2':>12}"]
+    for g, s in w["layers"].items():
+        lines.append(f"  {g:<12}{s['n_tensors']:>8}{s['n_differing'] + s['shape_mismatch']:>8}"
+                     f"{_fmt(s['max_abs_diff']):>14}{_fmt(s['rel_l2']):>12}")
+    shown = w["tensors"] if all_tensors else [t for t in w["tensors"] if t["name"] in w["differing"]]
+    lines += [f"== tensors ({len(w['differing'])} of {len(w['tensors'])} shared tensors differ)"]
+    for t in shown:
+        shape = "" if t["same_shape"] else f" SHAPE {t['shape_ours']} vs {t['shape_theirs']}"
+        lines.append(f"  {t['name']}: max_abs={_fmt(t['max_abs_diff'])} rel_l2={_fmt(t['rel_l2'])} "
+                     f"cos={_fmt(t['cosine'])}{shape}")
+    for side in ("only_in_ours", "only_in_theirs"):
+        if w[side]:
+            lines.append(f"  {side.replace('_', ' ')}: {', '.join(w[side])}")
+    t = r["text"]
+    lines.append("== behaviour on text")
+    if "skipped" in t:
+        lines.append(f"  skipped: {t['skipped']}")
+    else:
+        for side in ("ours", "theirs"):
+            lines.append(f"  {side}: masked-LM accuracy {_fmt(t[side]['mlm_accuracy'])}, pseudo-perplexity "
+                         f"{_fmt(t[side]['pseudo_perplexity'])} ({t[side]['masked_tokens']} masked tokens)")
+        lines += [f"  note: {n}" for n in t["notes"]]
+        lines.append(f"  sentences tokenized identically: {t['same_tokenization']} of {t['sentences']}")
+        if t["same_tokenization"]:
+            lines.append(f"  fill-mask agreement: top-1 {_fmt(t['top1_agreement'])}, top-5 "
+                         f"{_fmt(t['top5_agreement'])}; cosine [CLS] {_fmt(t['cls_cosine'])}, "
+                         f"mean-pooled {_fmt(t['mean_pooled_cosine'])}")
+    if "check" in r:
+        c = r["check"]
+        lines.append(f"== check --max_rel_diff {c['max_rel_diff']}: "
+                     + ("PASSED" if c["passed"] else f"FAILED ({len(c['failing'])} tensors: "
+                        + ", ".join(c["failing"][:10]) + ")"))
+    return "\n".join(lines)
+
+
+def _json_safe(x: Any) -> Any:
+    """inf/NaN are not JSON: written as null."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_json_safe(v) for v in x]
+    return x
+
+
+def plot_layers(report: dict[str, Any], path: str | os.PathLike) -> None:
+    """PNG: relative L2 difference per group (symlog axis, so exact zeros show as zero)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from utils.atomic import atomic_path
+    layers = report["weights"]["layers"]
+    names = list(layers)
+    values = [layers[n]["rel_l2"] if layers[n]["rel_l2"] is not None and math.isfinite(layers[n]["rel_l2"])
+              else np.nan for n in names]
+    fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(names) + 2), 4))
+    ax.bar(range(len(names)), values, color="tab:blue")
+    ax.set_xticks(range(len(names)), names, rotation=60, ha="right")
+    ax.set_yscale("symlog", linthresh=1e-8)
+    ax.set_ylabel("relative L2 difference")
+    ax.set_title(f"{Path(report['ours']['path']).name} vs {Path(report['theirs']['path']).name}")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def main(argv: list[str]) -> None:
+    F = flags.FLAGS
+    if len(argv) != 3:
+        print("usage: python -m bert.compare_weights OURS THEIRS [flags]", file=sys.stderr)
+        sys.exit(2)
+    try:
+        report = compare(argv[1], argv[2], F.text, F.no_text, F.max_rel_diff)
+    except (CheckpointError, ValueError) as e:
+        print(f"compare_weights: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    print(format_report(report, F.all_tensors))
+    if F.json:
+        from utils.atomic import write_json_atomic
+        write_json_atomic(F.json, _json_safe(report))
+    if F.plot:
+        plot_layers(report, F.plot)
+    if "check" in report and not report["check"]["passed"]:
+        sys.exit(1)
+
+
+def define_flags() -> None:
+    flags.DEFINE_string("json", None, "Write the full report as JSON here.")
+    flags.DEFINE_string("plot", None, "Write a PNG of the per-group relative difference here.")
+    flags.DEFINE_string("text", None, "Sentences (one per line) for the behaviour comparison "
+                        "(default: a built-in synthetic clinical probe set).")
+    flags.DEFINE_boolean("no_text", False, "Skip the behaviour-on-text section.")
+    flags.DEFINE_float("max_rel_diff", None, "Exit 1 when a tensor's relative L2 difference exceeds "
+                       "this (or a tensor is missing / misshapen on one side).")
+    flags.DEFINE_boolean("all_tensors", False, "List every tensor, not only the differing ones.")
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)
