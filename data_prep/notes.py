@@ -190,7 +190,9 @@ def _read_rows(path: Path, stream: io.TextIOBase) -> Iterator[Note]:
             raise NotesInputError(
                 f"{path}: line {last_line + 1}: quoted field never closed (unbalanced \" "
                 f"runs to the end of the file)") from None
-        raise NotesInputError(f"{path}: line {reader.line_num}: malformed CSV ({exc})") from None
+        raise NotesInputError(
+            f"{path}: line {last_line + 1}: malformed CSV in the record starting here ({exc}, "
+            f"at line {reader.line_num}; an unbalanced quote?)") from None
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise _gzip_error(path, exc) from None
     except OSError as exc:

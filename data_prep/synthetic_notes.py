@@ -37,6 +37,7 @@ import io
 import random
 import re
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Callable
 
@@ -305,7 +306,8 @@ class _NoteWriter:
     def nursing_other(self) -> str:
         r = self.r
         lines = [r.choice(_NURSING_TITLES)]
-        for system in r.sample(list(_SYSTEMS), r.randint(3, len(_SYSTEMS))):
+        core = ["Neuro", "CV", "Resp", "GI", "GU"]
+        for system in core[:r.randint(3, 5)] + [s for s in _SYSTEMS if s not in core and r.random() < 0.4]:
             lines.append(f"{system}: {r.choice(_SYSTEMS[system])}" + (" " + self.sentences(1, 4, False) if r.random() < 0.5 else ""))
         lines.append("Plan: " + r.choice(["continue to monitor.", "cont current plan of care.",
                                           "wean O2 as tolerated, f/u labs."]))
@@ -381,14 +383,16 @@ def _builders(w: _NoteWriter) -> dict[str, tuple[Callable[[], str], tuple[str, .
 
 def _draw_categories(rng: random.Random, n: int, counts: tuple[tuple[str, int], ...]) -> list[str]:
     """n categories with the given weights; each appears at least once when n >= len(counts)
-    (missing ones replace draws of the most common category, at random positions)."""
+    (a missing one replaces, at a random position, a draw whose category is repeated)."""
     names = [c for c, _ in counts]
     cats = rng.choices(names, weights=[k for _, k in counts], k=n)
     if n >= len(names):
-        missing = [c for c in names if c not in set(cats)]
-        majority = [i for i, c in enumerate(cats) if c == names[0]]
-        for c, i in zip(missing, rng.sample(majority, len(missing))):
-            cats[i] = c
+        seen = Counter(cats)
+        for c in names:
+            if not seen[c]:
+                i = rng.choice([j for j, d in enumerate(cats) if seen[d] > 1])
+                seen[cats[i]] -= 1
+                cats[i], seen[c] = c, 1
     return cats
 
 
