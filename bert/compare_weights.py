@@ -396,6 +396,11 @@ def plot_layers(report: dict[str, Any], path: str | os.PathLike) -> None:
     ax.bar(range(len(names)), values, color="tab:blue")
     ax.set_xticks(range(len(names)), names, rotation=60, ha="right")
     ax.set_yscale("symlog", linthresh=1e-8)
+    top = np.nanmax(values) if not np.all(np.isnan(values)) else 0.0
+    ax.set_ylim(0, max(1e-7, 10 * top))
+    for i, v in enumerate(values):  # exact values on the bars: zeros are the usual finding
+        ax.annotate(_fmt(v) if np.isfinite(v) else "n/a", (i, 0 if not np.isfinite(v) else v),
+                    ha="center", va="bottom", fontsize=7, rotation=90)
     ax.set_ylabel("relative L2 difference")
     ax.set_title(f"{Path(report['ours']['path']).name} vs {Path(report['theirs']['path']).name}")
     fig.tight_layout()
