@@ -1,0 +1,332 @@
+"""TF checkpoint <-> Hugging Face conversion: golden outputs, transformers loading, round trips,
+a BERT-Base-shaped checkpoint, and bad input."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # never reach a hub, whatever transformers tries
+
+from bert import checkpoint_map as cm  # noqa: E402
+from bert.checkpoint_map import CheckpointError  # noqa: E402
+from bert.convert_from_huggingface import convert_from_hf  # noqa: E402
+from bert.convert_to_huggingface import convert  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def golden(shared_dir: Path) -> Path:
+    return shared_dir / "golden" / "model"
+
+
+@pytest.fixture(scope="module")
+def golden_hf(golden: Path, tmp_path_factory) -> Path:
+    """The golden checkpoint exported with --exact_gelu, self-verified against the TF graph."""
+    out = tmp_path_factory.mktemp("hf") / "golden_hf"
+    return convert(golden / "init.ckpt", out, do_lower_case=True, exact_gelu=True, verify=True)
+
+
+def _golden_batch0(golden: Path) -> dict[str, np.ndarray]:
+    import tensorflow as tf
+    records = []
+    for raw in tf.compat.v1.io.tf_record_iterator(str(golden / "input.tfrecord")):
+        records.append(tf.train.Example.FromString(raw))
+        if len(records) == 8:
+            break
+    return {k: np.array([list(e.features.feature[k].int64_list.value) for e in records])
+            for k in ("input_ids", "input_mask", "segment_ids", "masked_lm_positions")}
+
+
+def _same_weights(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
+    return set(a) == set(b) and all(a[k].dtype == b[k].dtype and a[k].shape == b[k].shape
+                                    and a[k].tobytes() == b[k].tobytes() for k in a)
+
+
+# ----------------------------------------------------------------------------- golden export
+
+def test_export_files(golden_hf: Path, golden: Path) -> None:
+    config = json.loads((golden_hf / "config.json").read_text())
+    tf_config = json.loads((golden / "bert_config.json").read_text())
+    assert config["model_type"] == "bert" and config["architectures"] == ["BertForPreTraining"]
+    assert config["hidden_act"] == "gelu_new"  # --exact_gelu
+    assert config["layer_norm_eps"] == 1e-12 and config["pad_token_id"] == 0
+    for k in cm.GOOGLE_CONFIG_KEYS:
+        if k != "hidden_act":
+            assert config[k] == tf_config[k], k
+    tok = json.loads((golden_hf / "tokenizer_config.json").read_text())
+    assert tok["do_lower_case"] is True and tok["model_max_length"] == 512
+    assert tok["tokenizer_class"] == "BertTokenizer"
+    assert json.loads((golden_hf / "special_tokens_map.json").read_text())["mask_token"] == "[MASK]"
+    assert (golden_hf / "vocab.txt").read_bytes() == (golden / "vocab.txt").read_bytes()
+    assert not list(golden_hf.parent.glob(".*tmp-*"))  # no temp folder left behind
+
+
+def test_export_loads_in_transformers(golden_hf: Path, golden: Path) -> None:
+    from transformers import (AutoModel, AutoModelForMaskedLM, AutoTokenizer, BertForPreTraining,
+                              pipeline)
+    _, info = BertForPreTraining.from_pretrained(golden_hf, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    for cls in (AutoModel, AutoModelForMaskedLM):  # heads they lack are "unexpected", none missing
+        _, info = cls.from_pretrained(golden_hf, output_loading_info=True)
+        assert not info["missing_keys"] and not info["mismatched_keys"], cls
+    tokenizer = AutoTokenizer.from_pretrained(golden_hf)
+    assert tokenizer.do_lower_case is True and tokenizer.model_max_length == 512
+    # Google's tokenizer is the reference for the tokenization the model was trained with.
+    from bert import tokenization
+    ref = tokenization.FullTokenizer(str(golden / "vocab.txt"), do_lower_case=True)
+    text = "Patient given Lasix 40 mg IV; HEPARIN drip started."
+    assert tokenizer.tokenize(text) == ref.tokenize(text)
+    fill = pipeline("fill-mask", model=str(golden_hf), tokenizer=tokenizer)
+    result = fill("the patient was given [MASK] .")
+    assert len(result) == 5 and all(r["token_str"].strip() for r in result)
+    assert [r["score"] for r in result] == sorted((r["score"] for r in result), reverse=True)
+
+
+def test_export_matches_golden_tf_outputs(golden_hf: Path, golden: Path) -> None:
+    import torch
+    from transformers import BertForPreTraining
+    ref = np.load(golden / "golden_outputs.npz")
+    b = _golden_batch0(golden)
+    model = BertForPreTraining.from_pretrained(golden_hf).eval()
+    with torch.no_grad():
+        out = model(input_ids=torch.tensor(b["input_ids"]), attention_mask=torch.tensor(b["input_mask"]),
+                    token_type_ids=torch.tensor(b["segment_ids"]), output_hidden_states=True)
+        seq = out.hidden_states[-1]
+        pooled = model.bert.pooler(seq)
+    pos = b["masked_lm_positions"]
+    logits = out.prediction_logits.numpy()[np.arange(8)[:, None], pos].reshape(-1, logits_dim(out))
+    mlm_logp = torch.log_softmax(torch.from_numpy(logits), -1).numpy()
+    nsp_logp = torch.log_softmax(out.seq_relationship_logits, -1).numpy()
+    np.testing.assert_allclose(seq.numpy(), ref["seq_out"], atol=1e-4, rtol=0)
+    np.testing.assert_allclose(pooled.numpy(), ref["pooled"], atol=1e-4, rtol=0)
+    np.testing.assert_allclose(mlm_logp, ref["mlm_logp"], atol=1e-4, rtol=0)
+    np.testing.assert_allclose(nsp_logp, ref["nsp_logp"], atol=1e-4, rtol=0)
+
+
+def logits_dim(out) -> int:
+    return out.prediction_logits.shape[-1]
+
+
+def test_cased_export_keeps_case(golden: Path, tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+    out = convert(golden / "init.ckpt", tmp_path / "cased", do_lower_case=False, verify=False)
+    assert json.loads((out / "config.json").read_text())["hidden_act"] == "gelu"  # as the TF config
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert tokenizer.do_lower_case is False
+    assert tokenizer.tokenize("Patient") != tokenizer.tokenize("patient")
+
+
+# ----------------------------------------------------------------------------- round trips
+
+def test_round_trip_tf_hf_tf(golden_hf: Path, golden: Path, tmp_path: Path) -> None:
+    tf_dir = convert_from_hf(golden_hf, tmp_path / "tf")
+    assert _same_weights(cm.read_tf_checkpoint(cm.resolve_checkpoint(tf_dir)),
+                         cm.read_tf_checkpoint(str(golden / "init.ckpt")))
+    assert json.loads((tf_dir / "bert_config.json").read_text()) == \
+        json.loads((golden / "bert_config.json").read_text())
+    assert json.loads((tf_dir / cm.TRAINING_CONFIG).read_text())["do_lower_case"] is True
+    assert (tf_dir / "vocab.txt").read_bytes() == (golden / "vocab.txt").read_bytes()
+
+
+def test_round_trip_hf_tf_hf(golden_hf: Path, tmp_path: Path) -> None:
+    from safetensors.numpy import load_file
+    tf_dir = convert_from_hf(golden_hf, tmp_path / "tf")
+    # casing comes from training_config.json written by the reverse converter: no flag needed
+    hf2 = convert(tf_dir, tmp_path / "hf2", exact_gelu=True, verify=False)
+    assert _same_weights(load_file(str(golden_hf / cm.HF_WEIGHTS)), load_file(str(hf2 / cm.HF_WEIGHTS)))
+    for name in ("config.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        assert (hf2 / name).read_bytes() == (golden_hf / name).read_bytes(), name
+
+
+# ----------------------------------------------------------------------------- BERT-Base shape
+
+def test_bert_base_shaped_checkpoint(cased_vocab: Path, tmp_path: Path) -> None:
+    """A 768-wide, 28996-token checkpoint (2 layers to stay fast) built with numpy."""
+    from transformers import BertConfig, BertForPreTraining
+    config = {"vocab_size": 28996, "hidden_size": 768, "num_hidden_layers": 2, "num_attention_heads": 12,
+              "intermediate_size": 3072, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
+              "attention_probs_dropout_prob": 0.1, "max_position_embeddings": 512,
+              "type_vocab_size": 2, "initializer_range": 0.02}
+    rng = np.random.default_rng(0)
+    weights = {n: (rng.standard_normal(s) * 0.02).astype(np.float32)
+               for n, s in cm.expected_shapes(config).items()}
+    weights["global_step"] = np.array(7, np.int64)  # bookkeeping the export must skip
+    weights["bert/pooler/dense/kernel/adam_m"] = np.zeros((768, 768), np.float32)
+    ckpt = tmp_path / "run"
+    ckpt.mkdir()
+    cm.write_tf_checkpoint(weights, ckpt / "model.ckpt-7")
+    (ckpt / "bert_config.json").write_text(json.dumps(config))
+    (ckpt / "vocab.txt").write_bytes(cased_vocab.read_bytes())
+    (ckpt / cm.TRAINING_CONFIG).write_text(json.dumps({"do_lower_case": False}))
+    out = convert(ckpt, tmp_path / "hf", verify=True)  # folder -> newest checkpoint; casing recorded
+    from safetensors.numpy import load_file
+    exported = load_file(str(out / cm.HF_WEIGHTS))
+    expected = {k: tuple(v.shape) for k, v in
+                BertForPreTraining(BertConfig(**config)).state_dict().items()}
+    assert {k: v.shape for k, v in exported.items()} == expected
+    k = "bert/encoder/layer_1/intermediate/dense/kernel"
+    np.testing.assert_array_equal(exported["bert.encoder.layer.1.intermediate.dense.weight"], weights[k].T)
+    np.testing.assert_array_equal(exported["cls.predictions.decoder.weight"],
+                                  weights["bert/embeddings/word_embeddings"])
+    assert json.loads((out / "tokenizer_config.json").read_text())["do_lower_case"] is False
+
+
+def test_resolve_checkpoint_folder(tmp_path: Path) -> None:
+    w = {"bert/pooler/dense/bias": np.zeros(4, np.float32)}
+    for step in (5, 10, 9):
+        cm.write_tf_checkpoint(w, tmp_path / f"model.ckpt-{step}")
+    assert cm.resolve_checkpoint(tmp_path) == str(tmp_path / "model.ckpt-10")  # highest N, not 9
+    (tmp_path / "checkpoint").write_text('model_checkpoint_path: "model.ckpt-5"\n')
+    assert cm.resolve_checkpoint(tmp_path) == str(tmp_path / "model.ckpt-5")  # the state file wins
+
+
+# ----------------------------------------------------------------------------- reverse variants
+
+def _hf_copy(golden_hf: Path, dest: Path, keep=lambda k: True, rename=lambda k: k,
+             architectures=("BertForPreTraining",)) -> Path:
+    from safetensors.numpy import load_file, save_file
+    dest.mkdir()
+    w = load_file(str(golden_hf / cm.HF_WEIGHTS))
+    save_file({rename(k): v for k, v in w.items() if keep(k)}, str(dest / cm.HF_WEIGHTS))
+    config = json.loads((golden_hf / "config.json").read_text())
+    config["architectures"] = list(architectures)
+    (dest / "config.json").write_text(json.dumps(config))
+    (dest / "vocab.txt").write_bytes((golden_hf / "vocab.txt").read_bytes())
+    return dest
+
+
+def test_reverse_bert_model_layout_warns_missing_heads(golden_hf: Path, tmp_path: Path, capsys) -> None:
+    src = _hf_copy(golden_hf, tmp_path / "bm", keep=lambda k: k.startswith("bert."),
+                   rename=lambda k: k[len("bert."):], architectures=("BertModel",))
+    with pytest.raises(CheckpointError, match="no pretraining head variable.*cls/predictions/output_bias"):
+        convert_from_hf(src, tmp_path / "strict", require_pretraining_heads=True)
+    assert not (tmp_path / "strict").exists()
+    out = convert_from_hf(src, tmp_path / "tf")
+    err = capsys.readouterr().err
+    assert "cls/seq_relationship/output_weights" in err and "casing not recorded" in err
+    got = cm.read_tf_checkpoint(cm.resolve_checkpoint(out))
+    full = cm.read_tf_checkpoint(cm.resolve_checkpoint(convert_from_hf(golden_hf, tmp_path / "full")))
+    assert _same_weights(got, {k: v for k, v in full.items() if k.startswith("bert/")})
+    assert not (out / cm.TRAINING_CONFIG).exists()
+
+
+def test_reverse_masked_lm_layout(golden_hf: Path, tmp_path: Path, capsys) -> None:
+    src = _hf_copy(golden_hf, tmp_path / "mlm", keep=lambda k: "pooler" not in k and "seq_rel" not in k,
+                   architectures=("BertForMaskedLM",))
+    out = convert_from_hf(src, tmp_path / "tf")
+    err = capsys.readouterr().err
+    assert "bert/pooler/dense/kernel" in err and "cls/seq_relationship/output_bias" in err
+    assert "cls/predictions/output_bias" in cm.read_tf_checkpoint(cm.resolve_checkpoint(out))
+
+
+def test_reverse_pickle_only_needs_flag(golden_hf: Path, tmp_path: Path) -> None:
+    import torch
+    from safetensors.numpy import load_file
+    src = _hf_copy(golden_hf, tmp_path / "pt")
+    state = {k: torch.from_numpy(v) for k, v in load_file(str(src / cm.HF_WEIGHTS)).items()}
+    (src / cm.HF_WEIGHTS).unlink()
+    torch.save(state, src / cm.HF_PICKLE_WEIGHTS)
+    with pytest.raises(CheckpointError, match="only pickled weights.*allow_pickle_i_trust_this_code"):
+        convert_from_hf(src, tmp_path / "refused")
+    assert not (tmp_path / "refused").exists()
+    out = convert_from_hf(src, tmp_path / "tf", allow_pickle=True)
+    assert _same_weights(cm.read_tf_checkpoint(cm.resolve_checkpoint(out)),
+                         cm.hf_to_tf_weights(load_file(str(golden_hf / cm.HF_WEIGHTS))))
+
+
+# ----------------------------------------------------------------------------- bad input
+
+def test_missing_checkpoint(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match=r"nope/model.ckpt-3: TF checkpoint not found"):
+        convert(tmp_path / "nope" / "model.ckpt-3", tmp_path / "out", do_lower_case=True)
+    with pytest.raises(CheckpointError, match="no TF checkpoint found in this directory"):
+        convert(tmp_path, tmp_path / "out", do_lower_case=True)
+    assert not (tmp_path / "out").exists()
+
+
+def _golden_copy(golden: Path, dest: Path, **config_changes) -> Path:
+    dest.mkdir()
+    for f in golden.glob("init.ckpt.*"):
+        (dest / f.name).write_bytes(f.read_bytes())
+    config = json.loads((golden / "bert_config.json").read_text())
+    config.update(config_changes)
+    (dest / "bert_config.json").write_text(json.dumps(config))
+    (dest / "vocab.txt").write_bytes((golden / "vocab.txt").read_bytes())
+    return dest
+
+
+def test_shape_mismatch_names_tensor(golden: Path, tmp_path: Path) -> None:
+    src = _golden_copy(golden, tmp_path / "c", intermediate_size=256)
+    with pytest.raises(CheckpointError, match=r"tensor bert/encoder/layer_0/intermediate/dense/bias has "
+                                              r"shape \[128\] but the config implies \[256\]"):
+        convert(src / "init.ckpt", tmp_path / "out", do_lower_case=True)
+    assert not (tmp_path / "out").exists()
+
+
+def test_vocab_size_mismatch(golden: Path, tmp_path: Path) -> None:
+    src = _golden_copy(golden, tmp_path / "c")
+    with open(src / "vocab.txt", "a") as f:
+        f.write("extra\n")
+    with pytest.raises(CheckpointError, match=r"vocab.txt: vocab has 628 tokens but the config says "
+                                              r"vocab_size 627"):
+        convert(src / "init.ckpt", tmp_path / "out", do_lower_case=True)
+
+
+def test_casing_must_be_stated(golden: Path, tmp_path: Path) -> None:
+    src = _golden_copy(golden, tmp_path / "c")
+    with pytest.raises(CheckpointError, match="casing unknown: pass --do_lower_case"):
+        convert(src, tmp_path / "out")
+
+
+def test_refuses_to_overwrite(golden: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(CheckpointError, match="not empty.*--overwrite"):
+        convert(golden / "init.ckpt", out, do_lower_case=True, verify=False)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    convert(golden / "init.ckpt", out, do_lower_case=True, verify=False, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"])
+
+
+def test_failed_verification_leaves_nothing(golden: Path, tmp_path: Path) -> None:
+    # erf gelu vs the tanh graph at an impossible tolerance must fail, and remove the export
+    with pytest.raises(CheckpointError, match="verification against the TF graph failed"):
+        convert(golden / "init.ckpt", tmp_path / "out", do_lower_case=True, verify=True,
+                verify_tolerance=1e-9)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_architecture(golden_hf: Path, tmp_path: Path) -> None:
+    src = _hf_copy(golden_hf, tmp_path / "x", architectures=("BertForSequenceClassification",))
+    with pytest.raises(CheckpointError, match=r"config.json: unsupported architecture"):
+        convert_from_hf(src, tmp_path / "tf")
+
+
+def test_cli_errors_are_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    pt = tmp_path / "pt"
+    pt.mkdir()
+    (pt / "config.json").write_text(json.dumps({"model_type": "bert", "architectures": ["BertModel"]}))
+    (pt / cm.HF_PICKLE_WEIGHTS).write_bytes(b"not read")
+    r = subprocess.run([sys.executable, "-m", "bert.convert_from_huggingface", f"--hf_model_dir={pt}",
+                        f"--output_dir={tmp_path / 'o'}"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines()[-1] == (
+        f"convert_from_huggingface: error: {pt}: only pickled weights (pytorch_model.bin), which can "
+        "run code when loaded; pass --allow_pickle_i_trust_this_code to read them")
+    r = subprocess.run([sys.executable, "-m", "bert.convert_to_huggingface",
+                        f"--tf_checkpoint={tmp_path / 'missing.ckpt'}", "--do_lower_case",
+                        f"--output_dir={tmp_path / 'o'}"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines()[-1].startswith(
+        f"convert_to_huggingface: error: {tmp_path / 'missing.ckpt'}: TF checkpoint not found")
+    assert not (tmp_path / "o").exists()
