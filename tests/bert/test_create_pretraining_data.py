@@ -1,0 +1,277 @@
+"""bert.create_pretraining_data: golden records (bytes and parsed), native fast path ==
+pure-Python reference path on many settings, reading rules, MT19937 replay, CLI errors,
+parallel shard mode with sidecars."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bert import create_pretraining_data as cpd
+from bert import tokenization
+
+REPO = Path(__file__).resolve().parents[2]
+native_only = pytest.mark.skipif(cpd._cpd_native is None,
+                                 reason="bert._cpd_native not built (python setup.py build_ext --inplace)")
+
+
+def golden_case(shared_dir: Path, name: str):
+    g = shared_dir / "golden" / "create_pretraining_data"
+    case = {c["name"]: c for c in json.loads((g / "cases.json").read_text())}[name]
+    flags = dict(case["flags"])
+    lower = flags.pop("do_lower_case") == "True"
+    inputs = [str(g / x) for x in case["input"]]
+    return inputs, str(g / case["vocab"]), lower, flags, g / name / "out0.tfrecord"
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bert.create_pretraining_data", *args],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+CASES = ["clin_cased_clinicalbert", "sample_uncased_defaults"]
+
+
+@pytest.mark.parametrize("use_native", [pytest.param(True, marks=native_only), False])
+@pytest.mark.parametrize("name", CASES)
+def test_golden_bytes(shared_dir, tmp_path, name, use_native):
+    """Same records, same order; with the golden file's map-entry order, same bytes."""
+    inputs, vocab, lower, flags, golden = golden_case(shared_dir, name)
+    gold = list(cpd.iter_records(golden))
+    order = tuple(cpd.parse_example(gold[0]))
+    out = tmp_path / "out.tfrecord"
+    counts = cpd.run(inputs, [str(out)], tokenization.FullTokenizer(vocab, lower),
+                     use_native=use_native, feature_order=order, **flags)
+    assert counts["instances"] == len(gold)
+    assert out.read_bytes() == golden.read_bytes()
+
+
+@native_only
+def test_cli_default_order_parsed_equals_golden(shared_dir, tmp_path):
+    inputs, vocab, lower, flags, golden = golden_case(shared_dir, "clin_cased_clinicalbert")
+    out = tmp_path / "o.tfrecord"
+    r = cli("--input_file", ",".join(inputs), "--output_file", str(out), "--vocab_file", vocab,
+            f"--do_lower_case={lower}", *[f"--{k}={v}" for k, v in flags.items()])
+    assert r.returncode == 0, r.stderr
+    assert "native (C) path" in r.stderr
+    assert "300 documents, 4,577 segments, 8,303 instances" in r.stderr
+    assert "[CLS]" not in r.stderr  # no example text unless --log_examples
+    mine = [cpd.parse_example(x) for x in cpd.iter_records(out)]
+    gold = [cpd.parse_example(x) for x in cpd.iter_records(golden)]
+    assert mine == gold
+    assert tuple(mine[0]) == cpd.FEATURES  # Google's insertion order by default
+    first = gold[0]
+    assert len(first["input_ids"]) == 128 and len(first["masked_lm_ids"]) == 20
+    assert first["masked_lm_weights"].count(1.0) == sum(1 for p in first["masked_lm_ids"] if p)
+
+
+@native_only
+def test_tfrecord_framing_is_valid_for_tensorflow(shared_dir, tmp_path):
+    """TensorFlow's own reader (which checks both CRCs) reads the native output."""
+    import tensorflow as tf
+    inputs, vocab, lower, flags, _ = golden_case(shared_dir, "sample_uncased_defaults")
+    out = tmp_path / "o.tfrecord"
+    cpd.run(inputs, [str(out)], tokenization.FullTokenizer(vocab, lower), use_native=True, **flags)
+    recs = [r.numpy() for r in tf.data.TFRecordDataset(str(out))]
+    assert recs == list(cpd.iter_records(out))
+    ex = tf.train.Example.FromString(recs[0])
+    assert list(ex.features.feature["input_ids"].int64_list.value) == cpd.parse_example(recs[0])["input_ids"]
+
+
+# --------------------------------------------------- native == reference, many settings
+
+HOSTILE_LINES = ["Café naïve Straße – 38 °C, 50 µg", "中文病历 记录 abc", "a\u200bb\u00adc \u3000 d",
+                 "e\u0301 İstanbul ﬁne", "\x00\ufffd", "x\x0by \x1f z", "a" * 201 + " tail",
+                 "한국어 ひらがな Ωmega", "\U0001f600 emoji line"]
+
+
+@pytest.fixture(scope="module")
+def mixed_inputs(shared_dir, tmp_path_factory):
+    """Two input files (documents continue across them) mixing clinical lines and hostile
+    Unicode, with a tokenless line and a lone \\r inside a line."""
+    lines = (shared_dir / "golden/create_pretraining_data/clin.txt").read_text("utf-8").split("\n")[:900]
+    r = random.Random(5)
+    for k in range(0, len(lines), 13):
+        lines.insert(k, r.choice(HOSTILE_LINES))
+    lines.insert(40, "\u200b\u200b")  # no tokens: skipped, does not start a document
+    lines.insert(41, "left\rright")
+    d = tmp_path_factory.mktemp("mixed")
+    half = len(lines) // 2
+    (d / "a.txt").write_text("\n".join(lines[:half]) + "\n", "utf-8")
+    (d / "b.txt").write_text("\n".join(lines[half:]), "utf-8")
+    return [str(d / "a.txt"), str(d / "b.txt")]
+
+
+SETTINGS = [
+    dict(lower=False, outputs=1, kw=dict(dupe_factor=2)),
+    dict(lower=False, outputs=3, kw=dict(dupe_factor=2, do_whole_word_mask=True, random_seed=7)),
+    dict(lower=True, outputs=2, kw=dict(dupe_factor=2, random_seed=1, do_whole_word_mask=True)),
+    dict(lower=True, outputs=1, kw=dict(max_seq_length=512, max_predictions_per_seq=76,
+                                        dupe_factor=2, random_seed=99)),
+    dict(lower=False, outputs=1, kw=dict(max_seq_length=5, max_predictions_per_seq=1,
+                                         dupe_factor=1, short_seq_prob=1.0)),
+    dict(lower=False, outputs=2, kw=dict(max_seq_length=64, max_predictions_per_seq=64,
+                                         masked_lm_prob=1.0, short_seq_prob=0.5, dupe_factor=3,
+                                         random_seed=2**40 + 3)),
+]
+
+
+@native_only
+@pytest.mark.parametrize("setting", SETTINGS, ids=lambda s: ",".join(f"{k}={v}" for k, v in s["kw"].items()))
+def test_native_equals_reference(mixed_inputs, cased_vocab, uncased_vocab, tmp_path, setting):
+    vocab = uncased_vocab if setting["lower"] else cased_vocab
+    tok = tokenization.FullTokenizer(str(vocab), setting["lower"])
+    outs = {}
+    for native in (False, True):
+        files = [str(tmp_path / f"{native}-{i}.tfrecord") for i in range(setting["outputs"])]
+        counts = cpd.run(mixed_inputs, files, tok, use_native=native, **setting["kw"])
+        outs[native] = (counts, [Path(f).read_bytes() for f in files])
+    assert outs[True] == outs[False]
+    counts, blobs = outs[True]
+    assert counts["instances"] == sum(len(list(cpd.iter_records(f))) for f in
+                                      tmp_path.glob("True-*.tfrecord")) > 0
+    assert all(blobs)
+
+
+def test_reading_rules(tmp_path, cased_vocab):
+    """Empty lines separate documents, across files; tokenless lines are skipped; \\r does
+    not end a line; empty documents vanish."""
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_bytes(b"\n\nOne two\r three\n\x00\nfour\n")
+    b.write_bytes(b"five\n\n\n  \nsix seven\n\xe2\x80\x8b\n")
+    tok = tokenization.FullTokenizer(str(cased_vocab), False)
+    docs = cpd.read_documents([str(a), str(b)], tok)
+    assert docs == [[["One", "two", "three"], ["four"], ["five"]], [["six", "seven"]]]
+    flat = cpd.read_flat_documents([str(a), str(b)], tok)
+    assert list(flat.doc_start) == [0, 3, 4] and list(flat.seg_start) == [0, 3, 4, 5, 7]
+    assert list(flat.tokens) == tok.convert_tokens_to_ids(
+        ["One", "two", "three", "four", "five", "six", "seven"])
+
+
+@native_only
+def test_mt19937_replay_matches_python_random():
+    r = random.Random(12345)
+    r.random()
+    state = r.getstate()[1]
+    ops = [0, 1, 2, 3, 7, 8, 100, 28996, 2**31, 2**32 - 1, 1, 0] * 60
+    ours = cpd._cpd_native.draws(state, ops)
+    want = [r.random() if k == 0 else r._randbelow(k) for k in ops]
+    assert ours == want
+
+
+# ------------------------------------------------------------------------ bad input
+
+@pytest.fixture
+def good(tmp_path, cased_vocab):
+    inp = tmp_path / "in.txt"
+    inp.write_text("Pt is a 83 yo F.\nShe has CHF.\n\nSecond note here.\nMore text.\n", "utf-8")
+    return {"input": str(inp), "vocab": str(cased_vocab), "out": tmp_path / "out" / "o.tfrecord"}
+
+
+def _bad(good, *extra, **over):
+    args = {"--input_file": good["input"], "--output_file": str(good["out"]),
+            "--vocab_file": good["vocab"], "--do_lower_case": "False"}
+    args.update(over)
+    r = cli(*[f"{k}={v}" for k, v in args.items() if v is not None], *extra)
+    assert r.returncode != 0
+    errs = [l for l in r.stderr.splitlines() if "error" in l.lower()]
+    assert errs, r.stderr
+    out_dir = Path(args["--output_file"] or good["out"]).parent
+    assert not out_dir.exists() or not any(out_dir.iterdir())  # no (partial) output at all
+    return errs[-1]
+
+
+def test_error_missing_input(good, tmp_path):
+    assert f"{tmp_path}/nope.txt: input file not found" in _bad(good, **{"--input_file": f"{tmp_path}/nope.txt"})
+
+
+def test_error_glob_matches_nothing(good, tmp_path):
+    assert f"{tmp_path}/*.none: input glob matches no file" in _bad(good, **{"--input_file": f"{tmp_path}/*.none"})
+
+
+def test_error_invalid_utf8(good, tmp_path):
+    p = tmp_path / "bad.txt"
+    p.write_bytes(b"fine line\nsecond \xff line\n")
+    assert f"{p}: line 2: invalid UTF-8 at byte offset 17" in _bad(good, **{"--input_file": str(p)})
+
+
+def test_error_vocab_missing_and_lacking_specials(good, tmp_path):
+    assert f"{tmp_path}/v.txt: vocab file not found" in _bad(good, **{"--vocab_file": f"{tmp_path}/v.txt"})
+    v = tmp_path / "v2.txt"
+    v.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\nthe\n", "utf-8")
+    assert f"{v}: vocab lacks [MASK]" in _bad(good, **{"--vocab_file": str(v)})
+
+
+def test_error_bad_numbers(good):
+    assert "--max_seq_length=4: must be between 5" in _bad(good, **{"--max_seq_length": "4"})
+    assert "--max_seq_length=70000" in _bad(good, **{"--max_seq_length": "70000"})
+    assert "--max_predictions_per_seq=200" in _bad(good, **{"--max_predictions_per_seq": "200"})
+    assert "--masked_lm_prob=0.0: must be in (0, 1]" in _bad(good, **{"--masked_lm_prob": "0"})
+    assert "--masked_lm_prob=1.5" in _bad(good, **{"--masked_lm_prob": "1.5"})
+
+
+def test_error_no_documents(good, tmp_path):
+    p = tmp_path / "empty.txt"
+    p.write_text("\n\n \u200b\n\n", "utf-8")
+    assert f"{p}: input has no documents" in _bad(good, **{"--input_file": str(p)})
+
+
+def test_error_output_flags(good, tmp_path):
+    assert "exactly one of --output_file and --output_dir" in _bad(
+        good, f"--output_dir={tmp_path}/out")
+    assert "exactly one of" in _bad(good, **{"--output_file": None})
+
+
+def test_existing_output_untouched_on_error(good, tmp_path):
+    good["out"].parent.mkdir()
+    good["out"].write_bytes(b"previous")
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\xc3(\n")
+    r = cli(f"--input_file={bad}", f"--output_file={good['out']}", f"--vocab_file={good['vocab']}")
+    assert r.returncode == 1 and "invalid UTF-8 at byte offset 0" in r.stderr
+    assert good["out"].read_bytes() == b"previous"
+    assert sorted(p.name for p in good["out"].parent.iterdir()) == ["o.tfrecord"]
+
+
+# ------------------------------------------------------------------- parallel shards
+
+@native_only
+def test_parallel_shards_equal_single_runs_and_resume(mixed_inputs, cased_vocab, tmp_path):
+    shards = tmp_path / "in"
+    shards.mkdir()
+    for i, f in enumerate(mixed_inputs):
+        (shards / f"s{i}.txt").write_bytes(Path(f).read_bytes())
+    out = tmp_path / "out"
+    common = ["--vocab_file", str(cased_vocab), "--do_lower_case=False", "--dupe_factor=2"]
+    r = cli("--input_file", f"{shards}/*.txt", "--output_dir", str(out), "--num_workers=2", *common)
+    assert r.returncode == 0, r.stderr
+    for i in range(2):
+        single = tmp_path / f"single{i}.tfrecord"
+        r1 = cli("--input_file", str(shards / f"s{i}.txt"), "--output_file", str(single), *common)
+        assert r1.returncode == 0, r1.stderr
+        assert (out / f"s{i}.tfrecord").read_bytes() == single.read_bytes()
+        side = json.loads((out / f"s{i}.tfrecord.json").read_text())
+        assert side["counts"]["instances"] == len(list(cpd.iter_records(single)))
+        assert side["input"]["size"] == (shards / f"s{i}.txt").stat().st_size
+        assert side["settings"]["random_seed"] == 12345
+    # rerun: both skipped; change one shard: only it is redone
+    before = (out / "s0.tfrecord").stat().st_mtime_ns
+    r = cli("--input_file", f"{shards}/*.txt", "--output_dir", str(out), "--num_workers=2", *common)
+    assert r.returncode == 0 and "2 skipped" in r.stderr, r.stderr
+    with open(shards / "s1.txt", "a", encoding="utf-8") as f:
+        f.write("\n\nA new note with new words.\nAnd another line.\n")
+    r = cli("--input_file", f"{shards}/*.txt", "--output_dir", str(out), "--num_workers=1", *common)
+    assert r.returncode == 0 and "1 skipped" in r.stderr, r.stderr
+    assert (out / "s0.tfrecord").stat().st_mtime_ns == before
+    # seed_per_shard: shard i uses seed + i
+    r = cli("--input_file", f"{shards}/*.txt", "--output_dir", str(tmp_path / "o2"),
+            "--seed_per_shard", *common)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "o2/s0.tfrecord").read_bytes() == (out / "s0.tfrecord").read_bytes()
+    assert json.loads((tmp_path / "o2/s1.tfrecord.json").read_text())["settings"]["random_seed"] == 12346
+    assert not [p for p in out.iterdir() if ".tmp-" in p.name]
