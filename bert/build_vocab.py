@@ -1,0 +1,166 @@
+"""Build a BERT WordPiece vocab.txt from sentence-per-line text, for the demo.
+
+    python -m bert.build_vocab --input_file='out/text/*.txt' --output_file=vocab.txt \\
+        [--vocab_size=8000] [--do_lower_case=false] [--min_frequency=2]
+
+The published clinical models reuse BERT-Base's cased vocabulary, which cannot be
+downloaded here; the demo therefore trains a small one on its own corpus with the
+`tokenizers` library's WordPiece trainer. The training-side pre-tokenization is set up
+to be the same as `bert.tokenization.BasicTokenizer`'s (spec bert_data.md section 1), so
+the learned pieces are the ones `FullTokenizer` will look up:
+
+  * BertNormalizer(clean_text, handle_chinese_chars, lowercase=do_lower_case,
+    strip_accents=do_lower_case): drop NUL / U+FFFD / control characters, whitespace to
+    space, spaces around CJK ideographs; lower-casing and accent stripping only when
+    uncased, exactly like Google's `do_lower_case`;
+  * BertPreTokenizer: split on whitespace and on every punctuation character (ASCII
+    punctuation or Unicode category P*, Google's `_is_punctuation`).
+
+Output: one token per line, ids in line order, [PAD] [UNK] [CLS] [SEP] [MASK] first,
+continuation pieces prefixed `##`; the same input and flags give the same file; the file
+appears atomically (utils.atomic).
+"""
+from __future__ import annotations
+
+import glob
+import os
+import sys
+from collections import Counter
+from typing import Iterator, Sequence
+
+from utils.atomic import atomic_open
+from utils.progress import Progress
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+MAX_INPUT_CHARS_PER_WORD = 100   # Google's WordpieceTokenizer default: longer words -> [UNK]
+
+
+class VocabInputError(Exception):
+    """Bad flags or input files; the message names the file or flag."""
+
+
+def expand_input_files(patterns: str) -> list[str]:
+    """Comma-separated globs -> sorted file list per glob (order of the globs kept);
+    a glob matching no file is an error, not an empty corpus."""
+    files: list[str] = []
+    for pattern in (p.strip() for p in patterns.split(",")):
+        if not pattern:
+            continue
+        matched = sorted(m for m in glob.glob(pattern) if os.path.isfile(m))
+        if not matched:
+            raise VocabInputError(f"--input_file: no file matches {pattern!r}")
+        files += matched
+    if not files:
+        raise VocabInputError("--input_file names no file")
+    return files
+
+
+def _lines(files: Sequence[str], progress: Progress) -> Iterator[str]:
+    """Non-blank lines of every file. Bytes that are not UTF-8 are dropped, as
+    tokenization.convert_to_unicode does for create_pretraining_data's input."""
+    for path in files:
+        try:
+            with open(path, encoding="utf-8", errors="ignore") as f:
+                for line in f:
+                    line = line.strip()
+                    if line:
+                        progress.update()
+                        yield line
+        except OSError as exc:
+            raise VocabInputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def _alphabet(input_files: Sequence[str], normalizer, limit_alphabet: int) -> list[str]:
+    """The `limit_alphabet` most frequent characters after normalization, ties broken by
+    code point (tokenizers breaks them with an unstable sort over a hash map)."""
+    raw: Counter[str] = Counter()
+    progress = Progress("lines", label="build_vocab: counting characters")
+    for line in _lines(input_files, progress):
+        raw.update(line)
+    progress.done()
+    counts: Counter[str] = Counter()
+    for char, n in raw.items():
+        for c in normalizer.normalize_str(char):
+            if not c.isspace():
+                counts[c] += n
+    return sorted(sorted(counts), key=lambda c: -counts[c])[:limit_alphabet]
+
+
+def build_vocab(input_files: Sequence[str], vocab_size: int = 8000, do_lower_case: bool = False,
+                min_frequency: int = 2, limit_alphabet: int = 1000) -> list[str]:
+    """Train a WordPiece vocabulary on the files' lines; returns tokens in id order."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    if vocab_size < len(SPECIAL_TOKENS) + 1:
+        raise VocabInputError(f"--vocab_size={vocab_size}: must exceed the {len(SPECIAL_TOKENS)} special tokens")
+    if min_frequency < 1 or limit_alphabet < 1:
+        raise VocabInputError(f"--min_frequency={min_frequency}, --limit_alphabet={limit_alphabet}: "
+                              "must be at least 1")
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]", continuing_subword_prefix="##",
+                                           max_input_chars_per_word=MAX_INPUT_CHARS_PER_WORD))
+    tokenizer.normalizer = normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=True, strip_accents=do_lower_case, lowercase=do_lower_case)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    alphabet = _alphabet(input_files, tokenizer.normalizer, limit_alphabet)
+    if not alphabet:
+        raise VocabInputError(f"no text in {', '.join(input_files)}")
+    # Determinism: the trainer numbers "##c" pieces in hash-map order of the words, and
+    # merge ties are broken by those numbers, so two runs could learn different
+    # vocabularies. Declaring every "##c" up front (as trainer "special" tokens; only
+    # their ids matter, the tokenizer object is discarded) and fixing the alphabet makes
+    # every id, hence every tie-break, the same on every run.
+    continuation = ["##" + c for c in alphabet]
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size, min_frequency=min_frequency, show_progress=False,
+        special_tokens=list(SPECIAL_TOKENS) + continuation, initial_alphabet=alphabet,
+        limit_alphabet=len(alphabet), continuing_subword_prefix="##")
+    progress = Progress("lines", label="build_vocab: training")
+    tokenizer.train_from_iterator(_lines(input_files, progress), trainer=trainer)
+    progress.done()
+    vocab = tokenizer.get_vocab(with_added_tokens=True)
+    tokens = sorted(vocab, key=vocab.__getitem__)
+    if tuple(tokens[:len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS or len(set(vocab.values())) != len(tokens):
+        raise AssertionError(f"unexpected vocab layout from tokenizers: {tokens[:8]}")
+    return tokens
+
+
+def write_vocab(tokens: Sequence[str], path: str) -> None:
+    """One token per line (what tokenization.load_vocab reads), written atomically."""
+    with atomic_open(path, "w", encoding="utf-8", newline="\n") as f:
+        f.writelines(t + "\n" for t in tokens)
+
+
+def define_flags() -> None:
+    from absl import flags
+    flags.DEFINE_string("input_file", None, "Sentence-per-line text files (comma-separated globs).")
+    flags.DEFINE_string("output_file", "vocab.txt", "Where to write the vocabulary.")
+    flags.DEFINE_integer("vocab_size", 8000, "Vocabulary size, special tokens included.")
+    flags.DEFINE_bool("do_lower_case", False, "Lower-case and strip accents (uncased model); "
+                      "default cased, like clinicalBERT.")
+    flags.DEFINE_integer("min_frequency", 2, "Minimum count for a merge to enter the vocabulary.")
+    flags.DEFINE_integer("limit_alphabet", 1000, "Keep at most this many distinct characters "
+                         "(the rarest others become [UNK]).")
+    flags.mark_flags_as_required(["input_file"])
+
+
+def main(argv: list[str]) -> int:
+    from absl import flags
+    F = flags.FLAGS
+    del argv
+    try:
+        files = expand_input_files(F.input_file)
+        tokens = build_vocab(files, F.vocab_size, F.do_lower_case, F.min_frequency, F.limit_alphabet)
+        write_vocab(tokens, F.output_file)
+    except VocabInputError as e:
+        print(f"build_vocab: error: {e}", file=sys.stderr)
+        return 1
+    print(f"build_vocab: wrote {len(tokens):,} tokens to {F.output_file} "
+          f"({sum(t.startswith('##') for t in tokens):,} continuation pieces) from {len(files)} file(s)",
+          file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    from absl import app
+    define_flags()
+    app.run(lambda argv: sys.exit(main(argv)))

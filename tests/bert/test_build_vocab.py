@@ -1,0 +1,110 @@
+"""bert.build_vocab: a valid, deterministic BERT vocab that fits bert.tokenization."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bert import build_vocab as bv
+from bert.tokenization import BasicTokenizer, FullTokenizer
+from data_prep.notes import iter_notes
+from data_prep.synthetic_notes import write_synthetic_notes
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """Sentence-per-line-ish text from synthetic notes, plus a few non-ASCII lines."""
+    d = tmp_path_factory.mktemp("vocab")
+    write_synthetic_notes(d / "notes.csv", 400, seed=11)
+    lines = [line for note in iter_notes(d / "notes.csv") for line in note.text.split("\n") + [""]]
+    lines += ["Café naïve résumé Ångström"] * 3 + ["«quoted» — dash… ½"] * 3
+    (d / "a.txt").write_text("\n".join(lines[: len(lines) // 2]) + "\n", encoding="utf-8")
+    (d / "b.txt").write_text("\n".join(lines[len(lines) // 2:]) + "\n", encoding="utf-8")
+    return d
+
+
+def _build(corpus: Path, out: Path, **kw) -> list[str]:
+    tokens = bv.build_vocab(bv.expand_input_files(f"{corpus}/a.txt,{corpus}/b*.txt"), **kw)
+    bv.write_vocab(tokens, str(out))
+    return tokens
+
+
+def test_valid_bert_vocab_that_fits_full_tokenizer(corpus, tmp_path):
+    out = tmp_path / "vocab.txt"
+    tokens = _build(corpus, out, vocab_size=2000)
+    lines = out.read_text(encoding="utf-8").split("\n")
+    assert lines[-1] == "" and lines[:-1] == tokens
+    assert tokens[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    assert len(tokens) == len(set(tokens)) <= 2000
+    assert all(t and not any(c.isspace() for c in t) for t in tokens)
+    assert sum(t.startswith("##") for t in tokens) > 100
+    assert {"Discharge", "patient", "##s"} <= set(tokens)
+    # cased: accents kept
+    assert "é" in tokens and "##é" in tokens
+
+    tok = FullTokenizer(str(out), do_lower_case=False)
+    words = unk = 0
+    for path in (corpus / "a.txt", corpus / "b.txt"):
+        for line in path.read_text(encoding="utf-8").split("\n"):
+            pieces = tok.tokenize(line)
+            words += len(pieces)
+            unk += pieces.count("[UNK]")
+            assert tok.tokenize_to_ids(line) == tok.convert_tokens_to_ids(pieces)
+    assert words > 100_000 and unk == 0      # every in-corpus character is in the alphabet
+    assert tok.tokenize("Admission Date: [**2151-7-16**]")[:4] == ["Admission", "Date", ":", "["]
+
+
+def test_pretokenization_matches_basic_tokenizer():
+    """The normalizer + pre-tokenizer the trainer uses split text exactly like Google's
+    BasicTokenizer (cased and uncased), on the characters where they could differ."""
+    from tokenizers import normalizers, pre_tokenizers
+    lines = ["Café naïve résumé ÅNGSTRÖM", "中文字 mixed中文 ok", "a\x00b\ufffdc\x07d\te",
+             "$5+3<=4>^`|~ x", "«quoted» — dash…", "[**Hospital1 18**] 1.5mg/kg x2",
+             "Ⅻ ½ ² ﬁ", "don't  U.S.A.", "\u200bzero\u200bwidth", "e\u0301 combining",
+             "\u00a0nbsp\u3000ideo"]
+    for lower in (False, True):
+        norm = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
+                                          strip_accents=lower, lowercase=lower)
+        pre = pre_tokenizers.BertPreTokenizer()
+        basic = BasicTokenizer(do_lower_case=lower)
+        for line in lines:
+            assert [w for w, _ in pre.pre_tokenize_str(norm.normalize_str(line))] == basic.tokenize(line)
+
+
+def test_uncased(corpus, tmp_path):
+    tokens = _build(corpus, tmp_path / "v.txt", vocab_size=1500, do_lower_case=True)
+    assert not any(t.lower() != t for t in tokens[5:])
+    assert "é" not in tokens and "discharge" in tokens
+
+
+def test_deterministic_across_processes(corpus, tmp_path):
+    first = _build(corpus, tmp_path / "v1.txt", vocab_size=2500)
+    assert _build(corpus, tmp_path / "v2.txt", vocab_size=2500) == first
+    # A fresh interpreter (other hash seeds) through the CLI: byte-identical file.
+    out = tmp_path / "v3.txt"
+    run = subprocess.run(
+        [sys.executable, "-m", "bert.build_vocab", f"--input_file={corpus}/a.txt,{corpus}/b*.txt",
+         f"--output_file={out}", "--vocab_size=2500"],
+        cwd=REPO, capture_output=True, text=True, env={"PYTHONHASHSEED": "7", "PATH": ""})
+    assert run.returncode == 0, run.stderr
+    assert out.read_bytes() == (tmp_path / "v1.txt").read_bytes()
+
+
+def test_bad_input(tmp_path):
+    with pytest.raises(bv.VocabInputError, match=r"no file matches '.*nothing\*\.txt'"):
+        bv.expand_input_files(f"{tmp_path}/nothing*.txt")
+    (tmp_path / "blank.txt").write_text("\n  \n")
+    with pytest.raises(bv.VocabInputError, match=r"no text in .*blank\.txt"):
+        bv.build_vocab([str(tmp_path / "blank.txt")])
+    with pytest.raises(bv.VocabInputError, match="--vocab_size=3"):
+        bv.build_vocab([str(tmp_path / "blank.txt")], vocab_size=3)
+    # CLI: one-line error, exit 1, no output file
+    out = tmp_path / "vocab.txt"
+    run = subprocess.run([sys.executable, "-m", "bert.build_vocab", f"--input_file={tmp_path}/none.txt",
+                          f"--output_file={out}"], cwd=REPO, capture_output=True, text=True)
+    assert run.returncode == 1 and "build_vocab: error: --input_file: no file matches" in run.stderr
+    assert not out.exists()
