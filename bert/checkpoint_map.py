@@ -113,6 +113,9 @@ def hf_to_tf_weights(hf_weights: dict[str, np.ndarray], source: str = "") -> dic
     for key, value in hf_weights.items():
         if not key.startswith(("bert.", "cls.")):
             key = "bert." + key  # BertModel layout: no prefix
+        # pytorch-pretrained-bert era files (as the published clinical ones) name LayerNorm
+        # parameters gamma/beta; transformers renames them on load, and so do we.
+        key = re.sub(r"(LayerNorm)\.gamma$", r"\1.weight", re.sub(r"(LayerNorm)\.beta$", r"\1.bias", key))
         hf[key] = value
     for tied, src in TIED_KEYS.items():
         if tied in hf:

@@ -230,7 +230,10 @@ def test_reverse_pickle_only_needs_flag(golden_hf: Path, tmp_path: Path) -> None
     import torch
     from safetensors.numpy import load_file
     src = _hf_copy(golden_hf, tmp_path / "pt")
-    state = {k: torch.from_numpy(v) for k, v in load_file(str(src / cm.HF_WEIGHTS)).items()}
+    # pytorch-pretrained-bert era names, as in the published clinical pickles: LayerNorm.gamma/beta
+    old_name = lambda k: k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta")
+    state = {old_name(k): torch.from_numpy(v) for k, v in load_file(str(src / cm.HF_WEIGHTS)).items()}
+    assert "bert.embeddings.LayerNorm.gamma" in state
     (src / cm.HF_WEIGHTS).unlink()
     torch.save(state, src / cm.HF_PICKLE_WEIGHTS)
     with pytest.raises(CheckpointError, match="only pickled weights.*allow_pickle_i_trust_this_code"):
