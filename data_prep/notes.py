@@ -174,8 +174,11 @@ def _read_rows(path: Path, stream: io.TextIOBase) -> Iterator[Note]:
                     f"{path}: line {last_line + 1}: expected {layout.n_fields} fields as in "
                     f"the header, found {len(row)} (broken quoting or a damaged row?)")
             last_line = reader.line_num
-            text, bad = _decode(row[layout.text])
-            category, _ = _decode(row[layout.category])
+            text, category, bad = row[layout.text], row[layout.category], 0
+            if not text.isascii():            # inline fast path: nearly all notes are ASCII
+                text, bad = _decode(text)
+            if not category.isascii():
+                category = _decode(category)[0]
             if mimic4:
                 category = MIMIC4_NOTE_TYPES.get(category, category)
             yield Note(

@@ -64,6 +64,16 @@ def test_mimic3_lower_case_headers_and_same_as_pandas(tmp_path):
     assert [n.category for n in notes] == ref["category"].tolist()
 
 
+def test_crlf_records_and_utf8_bom_header(tmp_path):
+    path = tmp_path / "win.csv"
+    body = ('\ufeffROW_ID,CATEGORY,ISERROR,TEXT\r\n1,"ECG",,"a\r\nb"\r\n2,"Echo",1,"caf\u00e9"\r\n')
+    path.write_bytes(body.encode("utf-8"))
+    assert list(iter_notes(path)) == [Note("1", "ECG", "a\r\nb", False, 0),
+                                      Note("2", "Echo", "caf\u00e9", True, 0)]
+    ref = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    assert ref["TEXT"].tolist() == ["a\r\nb", "caf\u00e9"]
+
+
 def test_gzip_detected_by_content_not_name(tmp_path):
     path = _write_csv(tmp_path / "NOTEEVENTS.csv", MIMIC3, _mimic3_rows(), gz=True)
     assert list(iter_notes(path)) == _expected()
