@@ -108,3 +108,15 @@ def test_mimic4_format_read_back(tmp_path):
     assert all(re.fullmatch(r"\d{8}-(DS|RR|AR)-\d+", n.row_id) for n in notes)
     assert not any("[**" in n.text for n in notes) and all("___" in n.text for n in notes
                                                            if n.category == "Discharge summary")
+
+
+def test_list_numbering_jumps_and_restarts_at_low_rate():
+    import random
+    from data_prep.synthetic_notes import ODD_LIST_RATE, _NoteWriter
+    w = _NoteWriter(random.Random(0))
+    draws = [w.numbering(5) for _ in range(4000)]
+    jumps = sum(d != [1, 2, 3, 4, 5] and d == sorted(set(d)) for d in draws)
+    restarts = sum(d != sorted(d) for d in draws)
+    assert all(d[0] == 1 and len(d) == 5 for d in draws)
+    assert 0 < jumps and 0 < restarts
+    assert abs((jumps + restarts) / 4000 - ODD_LIST_RATE) < 0.02
