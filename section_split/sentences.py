@@ -22,12 +22,15 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
+import numpy as np
 import pysbd
 import spacy
 from pysbd.utils import TextSpan
 from scispacy.consts import ABBREVIATIONS
 from scispacy.custom_tokenizer import combined_rule_tokenizer
+from spacy.attrs import IDX, IS_SPACE, IS_TITLE, ORTH, SENT_START
 from spacy.language import Language
+from spacy.strings import hash_string
 from spacy.tokens import Doc
 
 __all__ = ["SpacyModelError", "build_pipeline", "note_text", "MODEL_FREE_SPLITTER"]
@@ -39,7 +42,8 @@ MODEL_FREE_SPLITTER = ("model-free: scispaCy combined_rule_tokenizer + scispaCy 
 # and a big note is processed whole, never truncated.
 _MAX_LENGTH = 2_000_000_000
 _DEID = re.compile(r"\[\*\*.{0,15}.*?\*\*\]", re.IGNORECASE)  # the original's pattern
-_ABBREVIATIONS = frozenset(ABBREVIATIONS)
+_ABBREVIATION_IDS = np.array(sorted({hash_string(a) for a in ABBREVIATIONS}), dtype=np.uint64)
+_DOT, _DASH = hash_string("."), hash_string("-")
 _WHITESPACE = re.compile(r"\s*")
 
 
@@ -47,16 +51,29 @@ class SpacyModelError(Exception):
     """The requested spaCy model cannot be loaded; the message says what to do."""
 
 
+def _set_sent_starts(doc: Doc, flags: np.ndarray) -> None:
+    """Write all sentence-start flags (1 start, -1 not, 0 unset) in one call. Setting
+    `token.is_sent_start` one token at a time re-scans the whole doc per token in
+    spaCy 3 (its parse check), which is quadratic on a long section."""
+    doc.from_array([SENT_START], flags.astype(np.uint64).reshape(-1, 1))
+
+
 @Language.component("clinical_forced_sentence_starts")
 def forced_sentence_starts(doc: Doc) -> Doc:
     """The original's `sbd_component`: a sentence starts after a token that is exactly
-    `.` when the next token is title-case, and after a token that is exactly `-` when the
-    next is not `-`. Like the original it looks at every token but the last two."""
-    for i, token in enumerate(doc[:-2]):
-        if token.text == "." and doc[i + 1].is_title:
-            doc[i + 1].is_sent_start = True
-        if token.text == "-" and doc[i + 1].text != "-":
-            doc[i + 1].is_sent_start = True
+    `.` when the next token is title-case (`str.istitle`), and after a token that is
+    exactly `-` when the next is not `-`. Like the original it looks at every token but
+    the last two, and only ever sets starts (never clears one)."""
+    if len(doc) < 3:
+        return doc
+    orth = doc.to_array(ORTH)
+    nxt = orth[1:-1]
+    cur = orth[:-2]
+    forced = ((cur == _DOT) & (doc.to_array(IS_TITLE)[1:-1] == 1)) | ((cur == _DASH) & (nxt != _DASH))
+    if forced.any():
+        flags = doc.to_array(SENT_START).astype(np.int64)
+        flags[1:-1][forced] = 1
+        _set_sent_starts(doc, flags)
     return doc
 
 
@@ -121,8 +138,9 @@ _segmenter: _Segmenter | None = None
 @Language.component("clinical_pysbd_sentencizer")
 def pysbd_sentencizer(doc: Doc) -> Doc:
     """scispaCy's `pysbd_sentencizer` (scispacy/custom_sentence_segmenter.py, 0.6.2),
-    same rules, made fast: one reused segmenter, regex-free spans, set lookups (the
-    original scans a list per token). Tested equal to scispaCy's on the public notes.
+    same rules, made fast: one reused segmenter, regex-free spans, array operations
+    instead of a per-token loop (the original also scans a list per token). Tested
+    equal to scispaCy's on the public notes.
 
     Rules: a token starts a sentence where pysbd starts one, unless the previous token
     is a scispaCy abbreviation or is the first token and all newlines; a token after a
@@ -131,20 +149,27 @@ def pysbd_sentencizer(doc: Doc) -> Doc:
     global _segmenter
     if _segmenter is None:
         _segmenter = _Segmenter(language="en", clean=False, char_span=True)
-    starts = set()
+    n = len(doc)
+    if n == 0:
+        return doc
+    starts = []
     for sent in _segmenter.segment(doc.text):
         # trailing spaces are cut off so the span ends on a token boundary (as scispaCy)
         span = doc.char_span(sent.start, sent.end - (len(sent.sent) - len(sent.sent.rstrip(" "))))
         if span is not None and len(span) > 0:
-            starts.add(span[0].idx)
-    prev = None
-    for token in doc:
-        if token.idx in starts:
-            token.is_sent_start = not (prev is not None and (
-                prev.text in _ABBREVIATIONS or (prev.i == 0 and all(c == "\n" for c in prev.text))))
-        else:
-            token.is_sent_start = prev is not None and prev.i != 0 and prev.text.count("\n") >= 2
-        prev = token
+            starts.append(span[0].idx)
+    is_start = np.isin(doc.to_array(IDX), np.array(starts, dtype=np.int64))
+    # previous token blocks a pysbd start: an abbreviation, or a first token of newlines
+    blocked = np.zeros(n, dtype=bool)
+    blocked[1:] = np.isin(doc.to_array(ORTH)[:-1], _ABBREVIATION_IDS)
+    if n > 1 and all(c == "\n" for c in doc[0].text):
+        blocked[1] = True
+    # previous token (not the first) holds 2+ newlines; only whitespace tokens can
+    after_newlines = np.zeros(n, dtype=bool)
+    for i in np.flatnonzero(doc.to_array(IS_SPACE)[1:-1]) + 1:
+        after_newlines[i + 1] = doc[int(i)].text.count("\n") >= 2
+    flags = np.where(is_start, ~blocked, after_newlines)
+    _set_sent_starts(doc, np.where(flags, 1, -1))
     return doc
 
 
