@@ -1,0 +1,103 @@
+"""section_split.sentences: pipeline components and output line rules (spec clinical_text.md 3)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import spacy
+from scispacy.custom_tokenizer import combined_rule_tokenizer
+from spacy.tokens import Doc
+
+import scispacy.custom_sentence_segmenter  # noqa: F401  registers scispaCy's "pysbd_sentencizer"
+from section_split.sentences import SpacyModelError, build_pipeline, note_text
+
+
+@pytest.fixture(scope="module")
+def nlp():
+    return build_pipeline(None)[0]
+
+
+def _blank(*pipes):
+    nlp = spacy.blank("en")
+    nlp.tokenizer = combined_rule_tokenizer(nlp)
+    for pipe in pipes:
+        nlp.add_pipe(pipe)
+    return nlp
+
+
+def _sents(doc):
+    return [s.text for s in doc.sents]
+
+
+def test_pysbd_sentencizer_equals_scispacys(shared_dir):
+    # Our fast copy must give exactly scispaCy's boundaries: compare on every 10th
+    # section of the golden sections of the public notes (~320 real sections).
+    golden = json.loads((shared_dir / "golden" / "sections" / "public_notes.sections.json").read_text())
+    sections = [s for r in golden["results"] if r != "ERROR" for s in r][::10]
+    ours, theirs = _blank("clinical_pysbd_sentencizer"), _blank("pysbd_sentencizer")
+    differ = [i for i, (a, b) in enumerate(zip(ours.pipe(sections), theirs.pipe(sections)))
+              if [t.is_sent_start for t in a] != [t.is_sent_start for t in b]]
+    assert len(sections) > 300 and differ == []
+
+
+def test_forced_starts_are_the_originals():
+    nlp = _blank("clinical_forced_sentence_starts")
+    doc = nlp("He is fine - the end . Next one. later - - x y")
+    starts = [t.text for t in doc if t.is_sent_start]
+    # after "-" before a non-"-" ("the"); after "." before title-case ("Next"); not
+    # after "one." (one token with its dot), not after "-" before "-"; "- x" counts.
+    assert starts == ["He", "the", "Next", "x"]
+    # The last two tokens are not looked at: "a - b" has no forced start on "b".
+    assert [t.text for t in nlp("a - b") if t.is_sent_start] == ["a"]
+    assert [t.text for t in nlp("a - b c") if t.is_sent_start] == ["a", "b"]
+
+
+def test_placeholder_is_one_token_without_inner_boundary(nlp):
+    doc = nlp("Seen by [**Name - Doe**] today. Went home.")
+    assert [t.text for t in doc][:4] == ["Seen", "by", "[**Name - Doe**]", "today"]
+    # without the merge the forced start after "-" would split the placeholder
+    assert _sents(doc) == ["Seen by [**Name - Doe**] today.", "Went home."]
+
+
+def test_placeholder_pattern_is_the_originals_greedy_one(nlp):
+    # `\[\*\*.{0,15}.*?\*\*\]`: the greedy .{0,15} swallows a short placeholder's own
+    # "**]", so the match runs on to the NEXT "**]" on the line; the original merged
+    # that whole stretch into one token, so no sentence can end inside it. Faithful.
+    doc = nlp("Seen by [**Name - Doe 12**] today. Went to [**Hospital1 18**] and home.")
+    assert "[**Name - Doe 12**] today. Went to [**Hospital1 18**]" in [t.text for t in doc]
+    assert _sents(doc) == ["Seen by [**Name - Doe 12**] today. Went to [**Hospital1 18**] and home."]
+    # a placeholder of more than 15 characters after "[**" ends at its own "**]"
+    doc = nlp("At [**Hospital Name Long 1234**] today. Went to [**Hospital1 18**] and home.")
+    assert "[**Hospital Name Long 1234**]" in [t.text for t in doc]
+
+
+def test_note_text_rules():
+    vocab = spacy.blank("en").vocab
+    doc = Doc(vocab, words=["Pain", "\n", "resolved", ".", "\n\n", "Home", "."],
+              spaces=[False, False, False, False, False, False, False],
+              sent_starts=[True, False, False, False, True, True, False])
+    # "\n" inside a sentence -> " ", no strip; the whitespace-only sentence "\n\n" is
+    # kept as "  "; one extra "\n" ends the note; words are whitespace-separated.
+    assert _sents(doc) == ["Pain\nresolved.", "\n\n", "Home."]
+    assert note_text([doc]) == ("Pain resolved.\n  \nHome.\n\n", 3, 3)
+    assert note_text([]) == ("", 0, 0)
+    assert note_text([Doc(vocab, words=[])]) == ("", 0, 0)
+
+
+def test_model_free_pipeline_output(nlp):
+    sections = ["HISTORY OF PRESENT ILLNESS: He is a 76 yo man with chest pain. He was admitted.",
+                "Discharge Medications:", "2. Lisinopril 10 mg daily.\nDisp:*30 Tablet(s)* Refills:*2*"]
+    text, n_sentences, n_words = note_text(nlp.pipe(sections))
+    # "2." is tokenized "2" "." and "Lisinopril" is title-case: a forced start; pysbd
+    # starts "Disp" on the new line, whose "\n" stays at the end of the sentence
+    # before it and becomes a space there (no strip).
+    assert text == ("HISTORY OF PRESENT ILLNESS: He is a 76 yo man with chest pain.\n"
+                    "He was admitted.\n"
+                    "Discharge Medications:\n"
+                    "2.\nLisinopril 10 mg daily. \nDisp:*30 Tablet(s)* Refills:*2*\n\n")
+    assert (n_sentences, n_words) == (6, 13 + 3 + 2 + 1 + 4 + 3)
+
+
+def test_missing_model_is_a_clear_error():
+    with pytest.raises(SpacyModelError, match="en_core_sci_md_not_installed_here.*not found"):
+        build_pipeline("en_core_sci_md_not_installed_here")
