@@ -99,11 +99,17 @@ def _decode(field: str) -> tuple[str, int]:
     return text, text.count("\ufffd") - field.count(_REPLACEMENT_UTF8)
 
 
+_OTHER_FORMATS = {b"PK\x03\x04": "zip", b"BZh": "bzip2", b"\xfd7zXZ": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
+
+
 def _open_text(path: Path) -> io.TextIOBase:
     """Open plain or gzip CSV (by magic bytes) as latin-1 text with newlines untouched."""
     with open(path, "rb") as f:
-        magic = f.read(2)
-    raw = gzip.open(path, "rb") if magic == _GZIP_MAGIC else open(path, "rb")
+        magic = f.read(6)
+    for prefix, name in _OTHER_FORMATS.items():
+        if magic.startswith(prefix):
+            raise NotesInputError(f"{path}: {name}-compressed; give the .csv or .csv.gz file")
+    raw = gzip.open(path, "rb") if magic[:2] == _GZIP_MAGIC else open(path, "rb")
     return io.TextIOWrapper(raw, encoding="latin-1", newline="")
 
 
@@ -123,8 +129,15 @@ def _layout(path: Path, header: list[str]) -> _Layout:
     if missing:
         raise NotesInputError(
             f"{path}: not a {name} notes CSV: missing column(s) {', '.join(missing)} "
-            f"(case-insensitive); header found: {', '.join(header) or '(empty)'}")
+            f"(case-insensitive); header found: {_describe(header)}")
     return _Layout(name, row_id, category, col["text"], iserror, len(header))
+
+
+def _describe(header: list[str]) -> str:
+    """The header for an error message: printable, and short even for a binary file."""
+    shown = ", ".join(h if len(h) <= 40 else h[:37] + "..." for h in header[:20])
+    shown += f", ... ({len(header)} columns)" if len(header) > 20 else ""
+    return shown.encode("ascii", "backslashreplace").decode("ascii") if shown else "(empty)"
 
 
 def _gzip_error(path: Path, exc: BaseException) -> NotesInputError:

@@ -255,3 +255,20 @@ def test_stats_cli_counts_without_text(tmp_path, capsys):
                    "total 6, empty text 1, ISERROR 1, notes with invalid UTF-8 0"]
     assert main([str(tmp_path / "missing.csv")]) == 1
     assert "missing.csv: no such file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("magic,name", [(b"PK\x03\x04", "zip"), (b"BZh91AY", "bzip2"), (b"\xfd7zXZ\x00", "xz")])
+def test_other_compression_named(tmp_path, magic, name):
+    path = tmp_path / "NOTEEVENTS.csv.x"
+    path.write_bytes(magic + b"\x00" * 20)
+    with pytest.raises(NotesInputError, match=rf"NOTEEVENTS\.csv\.x: {name}-compressed"):
+        next(iter_notes(path))
+
+
+def test_binary_header_is_described_briefly(tmp_path):
+    path = tmp_path / "junk.bin"
+    path.write_bytes(bytes(range(256)) * 50 + b"\n")
+    with pytest.raises(NotesInputError) as err:
+        next(iter_notes(path))
+    msg = str(err.value)
+    assert "junk.bin: not a MIMIC-III notes CSV" in msg and msg.isascii() and len(msg) < 1200
