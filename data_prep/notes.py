@@ -140,17 +140,14 @@ def _describe(header: list[str]) -> str:
     return shown.encode("ascii", "backslashreplace").decode("ascii") if shown else "(empty)"
 
 
-def _gzip_error(path: Path, exc: BaseException) -> NotesInputError:
-    return NotesInputError(f"{path}: truncated or corrupt gzip file ({exc})")
-
-
 def iter_notes(path: str | Path, chunksize: int = 20000) -> Iterator[Note]:
-    """Yield every row of a MIMIC notes CSV as a Note, in file order, streaming.
+    """Every row of a MIMIC notes CSV as a Note, in file order, streaming.
 
-    Raises NotesInputError (message: file, line, problem) for a missing/unreadable file,
-    a header without the needed columns (before any note is yielded), and, when met,
-    a truncated/corrupt gzip stream, an unterminated quoted field (with the line where
-    it starts) or a row whose field count differs from the header's.
+    Problems visible from the file's start (missing/unreadable file, not gzip/CSV, a
+    header without the needed columns) raise NotesInputError at once, when iter_notes is
+    called, before any note exists. Problems met later raise when reached: a truncated
+    or corrupt gzip stream, an unterminated quoted field (with the line where it starts),
+    a row whose field count differs from the header's. Messages name the file (and line).
 
     `chunksize` is kept for interface compatibility with the pandas design; the csv
     reader streams row by row, so memory is bounded by the largest note regardless.
@@ -163,56 +160,70 @@ def iter_notes(path: str | Path, chunksize: int = 20000) -> Iterator[Note]:
         stream = _open_text(path)
     except OSError as exc:
         raise NotesInputError(f"{path}: cannot open ({exc.strerror or exc})") from exc
-    with stream:
-        yield from _read_rows(path, stream)
-
-
-def _read_rows(path: Path, stream: io.TextIOBase) -> Iterator[Note]:
-    csv.field_size_limit(sys.maxsize)  # notes can exceed csv's 128 KiB default
-    reader = csv.reader(stream, strict=True)
-    last_line = 0  # physical line where the previous record ended
     try:
-        header = next(reader, None)
+        csv.field_size_limit(sys.maxsize)  # notes can exceed csv's 128 KiB default
+        reader = csv.reader(stream, strict=True)
+        try:
+            header = next(reader, None)
+        except _READ_ERRORS as exc:
+            raise _read_error(path, reader, 1, exc) from None
         if header is None:
             raise NotesInputError(f"{path}: empty file (no header line)")
         layout = _layout(path, header)
-        last_line = reader.line_num
-        mimic4 = layout.name == "MIMIC-IV"
-        for row in reader:
-            if not row:                       # blank line between records: skipped
-                last_line = reader.line_num
-                continue
-            if len(row) != layout.n_fields:
-                raise NotesInputError(
-                    f"{path}: line {last_line + 1}: expected {layout.n_fields} fields as in "
-                    f"the header, found {len(row)} (broken quoting or a damaged row?)")
-            last_line = reader.line_num
-            text, category, bad = row[layout.text], row[layout.category], 0
-            if not text.isascii():            # inline fast path: nearly all notes are ASCII
-                text, bad = _decode(text)
-            if not category.isascii():
-                category = _decode(category)[0]
-            if mimic4:
-                category = MIMIC4_NOTE_TYPES.get(category, category)
-            yield Note(
-                row_id=row[layout.row_id] if layout.row_id >= 0 else str(reader.line_num),
-                category=category,
-                text=text if text else None,
-                iserror=layout.iserror >= 0 and row[layout.iserror].strip() in ("1", "1.0"),
-                invalid_utf8=bad,
-            )
-    except csv.Error as exc:
+    except BaseException:
+        stream.close()
+        raise
+    return _rows(path, stream, reader, layout)
+
+
+_READ_ERRORS = (csv.Error, EOFError, zlib.error, OSError)   # gzip.BadGzipFile is an OSError
+
+
+def _read_error(path: Path, reader, record_start: int, exc: BaseException) -> NotesInputError:
+    """A one-line NotesInputError for a csv / gzip / OS error met while reading;
+    `record_start` is the physical line where the record being read starts."""
+    if isinstance(exc, csv.Error):
         if "unexpected end of data" in str(exc):
-            raise NotesInputError(
-                f"{path}: line {last_line + 1}: quoted field never closed (unbalanced \" "
-                f"runs to the end of the file)") from None
-        raise NotesInputError(
-            f"{path}: line {last_line + 1}: malformed CSV in the record starting here ({exc}, "
-            f"at line {reader.line_num}; an unbalanced quote?)") from None
-    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        raise _gzip_error(path, exc) from None
-    except OSError as exc:
-        raise NotesInputError(f"{path}: read error ({exc})") from None
+            return NotesInputError(f"{path}: line {record_start}: quoted field never closed "
+                                   f"(unbalanced \" runs to the end of the file)")
+        return NotesInputError(
+            f"{path}: line {record_start}: malformed CSV in the record starting here ({exc}, "
+            f"at line {reader.line_num}; an unbalanced quote?)")
+    if isinstance(exc, (EOFError, zlib.error, gzip.BadGzipFile)):
+        return NotesInputError(f"{path}: truncated or corrupt gzip file ({exc})")
+    return NotesInputError(f"{path}: read error ({exc})")
+
+
+def _rows(path: Path, stream: io.TextIOBase, reader, layout: _Layout) -> Iterator[Note]:
+    mimic4 = layout.name == "MIMIC-IV"
+    start = reader.line_num + 1              # physical line where the next record starts
+    with stream:
+        try:
+            for row in reader:
+                if not row:                  # blank line between records: skipped
+                    start = reader.line_num + 1
+                    continue
+                if len(row) != layout.n_fields:
+                    raise NotesInputError(
+                        f"{path}: line {start}: expected {layout.n_fields} fields as in "
+                        f"the header, found {len(row)} (broken quoting or a damaged row?)")
+                text, category, bad = row[layout.text], row[layout.category], 0
+                if not text.isascii():       # inline fast path: nearly all notes are ASCII
+                    text, bad = _decode(text)
+                if not category.isascii():
+                    category = _decode(category)[0]
+                if mimic4:
+                    category = MIMIC4_NOTE_TYPES.get(category, category)
+                yield Note(
+                    row_id=row[layout.row_id] if layout.row_id >= 0 else str(start),
+                    category=category,
+                    text=text if text else None,
+                    iserror=layout.iserror >= 0 and row[layout.iserror].strip() in ("1", "1.0"),
+                    invalid_utf8=bad,
+                )
+                start = reader.line_num + 1
+        except _READ_ERRORS as exc:
+            raise _read_error(path, reader, start, exc) from None
 
 
 def category_file_name(category: str) -> str:

@@ -272,3 +272,11 @@ def test_binary_header_is_described_briefly(tmp_path):
         next(iter_notes(path))
     msg = str(err.value)
     assert "junk.bin: not a MIMIC-III notes CSV" in msg and msg.isascii() and len(msg) < 1200
+
+
+def test_header_problems_raise_when_called_not_when_iterated(tmp_path):
+    path = _write_csv(tmp_path / "h.csv", ["ROW_ID", "TEXT"], [["1", "x"]])
+    with pytest.raises(NotesInputError, match="missing column"):
+        iter_notes(path)          # no next(): the check is eager
+    with pytest.raises(NotesInputError, match="no such file"):
+        iter_notes(tmp_path / "absent.csv.gz")
