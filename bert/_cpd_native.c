@@ -243,7 +243,28 @@ static void crc_init(void) {
             crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xff];
 }
 
+#if defined(__x86_64__)
+/* SSE4.2 CRC32 instruction (same polynomial), used when the CPU has it. */
+__attribute__((target("sse4.2"))) static uint32_t crc32c_hw(const uint8_t *p, size_t n) {
+    uint64_t c = 0xffffffffU;
+    while (n >= 8) { uint64_t w; memcpy(&w, p, 8); c = __builtin_ia32_crc32di(c, w); p += 8; n -= 8; }
+    uint32_t c32 = (uint32_t)c;
+    while (n--) c32 = __builtin_ia32_crc32qi(c32, *p++);
+    return c32 ^ 0xffffffffU;
+}
+static int have_sse42;
+#endif
+
+static uint32_t crc32c_sw(const uint8_t *p, size_t n);
+
 static uint32_t crc32c(const uint8_t *p, size_t n) {
+#if defined(__x86_64__)
+    if (have_sse42) return crc32c_hw(p, n);
+#endif
+    return crc32c_sw(p, n);
+}
+
+static uint32_t crc32c_sw(const uint8_t *p, size_t n) {
     uint32_t c = 0xffffffffU;
     while (n >= 8) {  /* slicing-by-8, little-endian */
         uint64_t w;
@@ -270,55 +291,64 @@ static uint8_t *put_v(uint8_t *o, uint64_t v) { while (v > 0x7f) { *o++ = (uint8
 static const char *FEATURE_NAMES[7] = {"input_ids", "input_mask", "segment_ids", "masked_lm_positions",
                                        "masked_lm_ids", "masked_lm_weights", "next_sentence_labels"};
 
-/* Value of feature f at index k for instance `in` (padding included). */
-static uint32_t fval(const Ctx *c, const Inst *in, int f, int k) {
+/* Packed payload of feature f (padding included) into o; returns its length. Mask and
+ * segment values are 0/1 and positions/ids varints, written in one pass. */
+static size_t payload(const Ctx *c, const Inst *in, int f, uint8_t *o) {
     const int32_t *t = (const int32_t *)c->toks.p + in->tok_off;
     const int32_t *p = (const int32_t *)c->preds.p + in->pred_off;
+    uint8_t *s = o;
+    int L = c->max_seq_length, P = c->max_pred, n = in->len, m = in->npred;
     switch (f) {
-    case 0: return k < in->len ? (uint32_t)t[k] : 0;
-    case 1: return k < in->len;
-    case 2: return k < in->len && k >= in->a_len + 2;
-    case 3: return k < in->npred ? (uint32_t)p[k] : 0;
-    case 4: return k < in->npred ? (uint32_t)p[in->npred + k] : 0;
-    default: return (uint32_t)in->is_random_next;
+    case 0:  /* input_ids */
+        for (int k = 0; k < n; k++) o = put_v(o, (uint32_t)t[k]);
+        memset(o, 0, (size_t)(L - n)); o += L - n;
+        break;
+    case 1:  /* input_mask */
+        memset(o, 1, (size_t)n); memset(o + n, 0, (size_t)(L - n)); o += L;
+        break;
+    case 2:  /* segment_ids: 0 for [CLS] A [SEP], 1 for B [SEP], 0 padding */
+        memset(o, 0, (size_t)L); memset(o + in->a_len + 2, 1, (size_t)(n - in->a_len - 2)); o += L;
+        break;
+    case 3: case 4:  /* masked_lm_positions, masked_lm_ids */
+        for (int k = 0; k < m; k++) o = put_v(o, (uint32_t)p[(f == 4 ? m : 0) + k]);
+        memset(o, 0, (size_t)(P - m)); o += P - m;
+        break;
+    case 5:  /* masked_lm_weights: float32 1.0 per label, then 0.0 */
+        for (int k = 0; k < m; k++, o += 4) { o[0] = 0; o[1] = 0; o[2] = 0x80; o[3] = 0x3f; }
+        memset(o, 0, (size_t)(P - m) * 4); o += (size_t)(P - m) * 4;
+        break;
+    default:  /* next_sentence_labels */
+        *o++ = (uint8_t)in->is_random_next;
     }
+    return (size_t)(o - s);
 }
 
-/* Serialise one Example into o (large enough); returns its length. */
-static size_t serialize(const Ctx *c, const Inst *in, const int *order, uint8_t *o) {
-    size_t flen[7], plen[7], llen[7], elen[7], total = 0;
+/* Serialise one Example into o (large enough), entries in `order`; returns its length.
+ * `scratch` holds the 7 payloads (7 * max payload size). */
+static size_t serialize(const Ctx *c, const Inst *in, const int *order, uint8_t *scratch,
+                        size_t slot, uint8_t *o) {
+    size_t plen[7], llen[7], flen[7], elen[7], total = 0;
     for (int q = 0; q < 7; q++) {
-        int f = order[q], cnt = f <= 2 ? c->max_seq_length : f <= 5 ? c->max_pred : 1;
-        size_t payload = 0;
-        if (f == 5) payload = (size_t)cnt * 4;
-        else for (int k = 0; k < cnt; k++) payload += vlen(fval(c, in, f, k));
-        plen[q] = payload;
-        llen[q] = cnt ? 1 + vlen(payload) + payload : 0;          /* Int64List / FloatList */
-        flen[q] = 1 + vlen(llen[q]) + llen[q];                    /* Feature */
+        int f = order[q];
+        plen[q] = payload(c, in, f, scratch + q * slot);
+        llen[q] = plen[q] ? 1 + vlen(plen[q]) + plen[q] : 0;       /* Int64List / FloatList */
+        flen[q] = 1 + vlen(llen[q]) + llen[q];                      /* Feature */
         size_t kl = strlen(FEATURE_NAMES[f]);
-        elen[q] = 1 + vlen(kl) + kl + 1 + vlen(flen[q]) + flen[q]; /* map entry */
+        elen[q] = 1 + vlen(kl) + kl + 1 + vlen(flen[q]) + flen[q];  /* map entry */
         total += 1 + vlen(elen[q]) + elen[q];
     }
     uint8_t *s = o;
-    *o++ = 0x0a; o = put_v(o, total);                            /* Example.features */
+    *o++ = 0x0a; o = put_v(o, total);                              /* Example.features */
     for (int q = 0; q < 7; q++) {
-        int f = order[q], cnt = f <= 2 ? c->max_seq_length : f <= 5 ? c->max_pred : 1;
+        int f = order[q];
         size_t kl = strlen(FEATURE_NAMES[f]);
         *o++ = 0x0a; o = put_v(o, elen[q]);
         *o++ = 0x0a; o = put_v(o, kl); memcpy(o, FEATURE_NAMES[f], kl); o += kl;
         *o++ = 0x12; o = put_v(o, flen[q]);
-        *o++ = f == 5 ? 0x12 : 0x1a; o = put_v(o, llen[q]);      /* float_list=2, int64_list=3 */
-        if (!cnt) continue;
+        *o++ = f == 5 ? 0x12 : 0x1a; o = put_v(o, llen[q]);        /* float_list=2, int64_list=3 */
+        if (!plen[q]) continue;                                      /* proto3: empty list omitted */
         *o++ = 0x0a; o = put_v(o, plen[q]);
-        if (f == 5) {
-            for (int k = 0; k < cnt; k++) {
-                static const uint8_t one[4] = {0, 0, 0x80, 0x3f};  /* 1.0f little-endian */
-                if (k < in->npred) memcpy(o, one, 4); else memset(o, 0, 4);
-                o += 4;
-            }
-        } else {
-            for (int k = 0; k < cnt; k++) o = put_v(o, fval(c, in, f, k));
-        }
+        memcpy(o, scratch + q * slot, plen[q]); o += plen[q];
     }
     return (size_t)(o - s);
 }
@@ -436,12 +466,13 @@ static PyObject *create_and_write(PyObject *self, PyObject *args) {
         if (!files[i]) goto done;
         setvbuf(files[i], NULL, _IOFBF, 1 << 20);
     }
-    size_t cap = 16 + 64 + (size_t)(3 * max_seq + 3 * max_pred) * 6 + 256;
-    rec = malloc(cap);
+    size_t slot = (size_t)(max_seq > max_pred ? max_seq : max_pred) * 5 + 16;
+    size_t cap = 16 + 7 * (slot + 64);
+    rec = malloc(cap + 7 * slot);
     if (!rec) { PyErr_NoMemory(); goto done; }
     for (int64_t k = 0; k < ninst; k++) {
         const Inst *in = (const Inst *)c.insts.p + perm[k];
-        size_t n = serialize(&c, in, forder, rec + 12);
+        size_t n = serialize(&c, in, forder, rec + cap, slot, rec + 12);
         uint64_t n64 = n;
         memcpy(rec, &n64, 8);                       /* little-endian hosts only (x86/arm) */
         uint32_t hc = masked_crc(rec, 8), dc = masked_crc(rec + 12, n);
@@ -499,7 +530,18 @@ static PyObject *draws(PyObject *self, PyObject *args) {
     return out;
 }
 
+/* masked_crc32c(data) -> (masked CRC by the current routine, by the table routine) */
+static PyObject *py_masked_crc(PyObject *self, PyObject *args) {
+    Py_buffer b;
+    if (!PyArg_ParseTuple(args, "y*", &b)) return NULL;
+    uint32_t a = masked_crc(b.buf, (size_t)b.len), c = crc32c_sw(b.buf, (size_t)b.len);
+    c = ((c >> 15) | (c << 17)) + 0xa282ead8U;
+    PyBuffer_Release(&b);
+    return Py_BuildValue("(kk)", (unsigned long)a, (unsigned long)c);
+}
+
 static PyMethodDef methods[] = {
+    {"masked_crc32c", py_masked_crc, METH_VARARGS, "TFRecord masked CRC32C (hw route, table route)."},
     {"create_and_write", create_and_write, METH_VARARGS,
      "Instance loop + masking + shuffle + TFRecord writing (see create_pretraining_data.run)."},
     {"draws", draws, METH_VARARGS, "draws(state, ops): replay random()/_randbelow draws (tests)."},
@@ -510,5 +552,9 @@ static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "_cpd_native",
 
 PyMODINIT_FUNC PyInit__cpd_native(void) {
     crc_init();
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    have_sse42 = __builtin_cpu_supports("sse4.2") && !getenv("CPD_NO_HW_CRC");
+#endif
     return PyModule_Create(&moduledef);
 }

@@ -652,8 +652,11 @@ def run_shards(jobs: list[dict], num_workers: int) -> dict[str, int]:
     if num_workers <= 1:
         results = map(run_shard, jobs)
     else:
+        # By module path, not this function object: under `python -m` this module is
+        # __main__, which workers cannot always look up by name.
+        from bert.create_pretraining_data import run_shard as shard_fn
         pool = ProcessPoolExecutor(max_workers=num_workers)
-        results = pool.map(run_shard, jobs)
+        results = pool.map(shard_fn, jobs)
     try:
         for output, counts in results:
             if counts is None:

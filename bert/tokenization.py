@@ -122,7 +122,12 @@ class FullTokenizer:
             words = _FAST_TOKENS.findall(text.lower() if self.do_lower_case else text)
         else:
             words = self.basic_tokenizer.tokenize(text)
-        cache, out = self._word_ids, []
+        cache = self._word_ids
+        try:  # common case: every word seen before
+            return [i for word in words for i in cache[word]]
+        except KeyError:
+            pass
+        out: list[int] = []
         for word in words:
             ids = cache.get(word)
             if ids is None:
