@@ -31,21 +31,26 @@ FLAGS = ["--do_lower_case=False", "--max_seq_length=128", "--max_predictions_per
 
 
 def child(args: list[str]) -> dict:
-    """Run the CLI in a fresh process; wall time and that process's peak RSS."""
+    """Run the CLI in a fresh process: wall time, CPU time (user+sys, incl. its workers),
+    peak RSS of the process itself and of its largest worker (parallel mode)."""
     code = ("import resource, sys, runpy; sys.argv = ['create_pretraining_data'] + sys.argv[1:]\n"
             "try:\n    runpy.run_module('bert.create_pretraining_data', run_name='__main__')\n"
             "finally:\n    print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"
-            " file=sys.stderr)")
+            " resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     r = subprocess.run([sys.executable, "-c", code, *args], cwd=REPO, capture_output=True, text=True)
     wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if r.returncode != 0:
         sys.exit(f"bench: run failed ({' '.join(args)}):\n{r.stderr[-3000:]}")
-    rss = max(int(l.split()[1]) for l in r.stderr.splitlines() if l.startswith("MAXRSS_KB"))
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # includes pool workers
+    self_kb, workers_kb = (int(x) for x in
+                           [l for l in r.stderr.splitlines() if l.startswith("MAXRSS_KB")][-1].split()[1:])
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     done = [l for l in r.stderr.splitlines() if "Done in" in l]
-    return {"wall_s": round(wall, 2), "peak_rss_mb": round(rss / 1024, 1),
-            "children_max_rss_mb": round(kids / 1024, 1), "summary": done[-1].split("] ")[-1] if done else ""}
+    return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "peak_rss_mb": round(self_kb / 1024, 1),
+            "worker_peak_rss_mb": round(workers_kb / 1024, 1),
+            "summary": done[-1].split("] ")[-1] if done else ""}
 
 
 def main() -> None:
@@ -84,7 +89,10 @@ def main() -> None:
         print(f"shards w{n}", json.dumps(results[f"shards_w{n}"]), flush=True)
     same = all((work / "shards_w1" / f"part{i}.tfrecord").read_bytes()
                == (work / "shards_w2" / f"part{i}.tfrecord").read_bytes() for i in range(4))
-    print(f"shard outputs identical for 1 and 2 workers: {same}")
+    print(f"shard outputs identical for 1 and 2 workers: {same}; 1 -> 2 workers: "
+          f"{results['shards_w1']['wall_s'] / results['shards_w2']['wall_s']:.2f}x wall")
+    print(f"load average now: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
+          "(other processes inflate wall times; CPU times are less affected)")
     if not a.skip_reference:
         results["reference"] = child(["--input_file", str(corpus), "--output_file",
                                       str(work / "reference.tfrecord"), "--reference", *common])
@@ -92,7 +100,7 @@ def main() -> None:
         same = (work / "fast.tfrecord").read_bytes() == (work / "reference.tfrecord").read_bytes()
         print(f"fast == reference records (bytes): {same}")
         f, r = results["fast"], results["reference"]
-        print(f"speed-up {r['wall_s'] / f['wall_s']:.1f}x, peak RSS {f['peak_rss_mb']:.0f} MB vs "
+        print(f"speed-up {r['wall_s'] / f['wall_s']:.1f}x wall, {r['cpu_s'] / f['cpu_s']:.1f}x CPU; peak RSS {f['peak_rss_mb']:.0f} MB vs "
               f"{r['peak_rss_mb']:.0f} MB ({f['peak_rss_mb'] / r['peak_rss_mb']:.2f}x)")
     print(f"output {os.path.getsize(work / 'fast.tfrecord') / 1e6:.1f} MB; files in {work}")
 

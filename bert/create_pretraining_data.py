@@ -602,9 +602,11 @@ def _sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def shard_plan(input_files: Sequence[str], output_dir: str, settings: dict,
+def shard_plan(input_files: Sequence[str], output_dir: str, settings: dict, options: dict,
                seed_per_shard: bool) -> list[dict]:
-    """One job per input file: its output, seed and the sidecar it must have when done."""
+    """One job per input file (in expanded --input_file order): its output and the
+    `settings` (everything that decides the records, incl. the vocab's sha256) its sidecar
+    must match; `options` (vocab path, path choice, logging) do not change the records."""
     stems = [Path(f).stem for f in input_files]
     dupes = {s for s in stems if stems.count(s) > 1}
     if dupes:
@@ -614,7 +616,7 @@ def shard_plan(input_files: Sequence[str], output_dir: str, settings: dict,
     for index, path in enumerate(input_files):
         s = dict(settings, random_seed=settings["random_seed"] + (index if seed_per_shard else 0))
         jobs.append({"input": path, "output": str(Path(output_dir) / f"{stems[index]}.tfrecord"),
-                     "settings": s})
+                     "settings": s, "options": options})
     return jobs
 
 
@@ -624,7 +626,8 @@ def _sidecar_matches(job: dict, size: int, sha: str) -> bool:
         meta = json.loads(side.read_text())
     except (OSError, ValueError):
         return False
-    return (os.path.isfile(job["output"]) and meta.get("version") == SIDECAR_VERSION
+    out_size = os.path.getsize(job["output"]) if os.path.isfile(job["output"]) else -1
+    return (meta.get("version") == SIDECAR_VERSION and meta.get("output_size") == out_size
             and meta.get("settings") == job["settings"]
             and meta.get("input", {}).get("size") == size
             and meta.get("input", {}).get("sha256") == sha)
@@ -636,13 +639,17 @@ def run_shard(job: dict) -> tuple[str, dict | None]:
     size, sha = os.path.getsize(job["input"]), _sha256(job["input"])
     if _sidecar_matches(job, size, sha):
         return job["output"], None
-    s = dict(job["settings"])
-    tokenizer = load_tokenizer(s.pop("vocab_file"), s.pop("do_lower_case"))
-    s.pop("vocab_sha256")
-    counts = run([job["input"]], [job["output"]], tokenizer, label=Path(job["input"]).name, **s)
+    s, o = dict(job["settings"]), dict(job["options"])
+    vocab_file = o.pop("vocab_file")
+    if _sha256(vocab_file) != s.pop("vocab_sha256"):
+        raise InputError(f"{vocab_file}: vocab file changed during the run")
+    tokenizer = load_tokenizer(vocab_file, s.pop("do_lower_case"))
+    counts = run([job["input"]], [job["output"]], tokenizer, label=Path(job["input"]).name, **s, **o)
+    # The sidecar is written last: its presence (with matching sizes) marks a finished shard.
     write_json_atomic(job["output"] + ".json", {
         "version": SIDECAR_VERSION, "settings": job["settings"],
-        "input": {"path": job["input"], "size": size, "sha256": sha}, "counts": counts})
+        "input": {"path": job["input"], "size": size, "sha256": sha},
+        "output_size": os.path.getsize(job["output"]), "counts": counts})
     return job["output"], counts
 
 
@@ -718,21 +725,20 @@ def main(argv) -> int:
                         max_predictions_per_seq=FLAGS.max_predictions_per_seq,
                         random_seed=FLAGS.random_seed, dupe_factor=FLAGS.dupe_factor,
                         masked_lm_prob=FLAGS.masked_lm_prob, short_seq_prob=FLAGS.short_seq_prob,
-                        do_whole_word_mask=FLAGS.do_whole_word_mask,
-                        use_native=False if FLAGS.reference else None,
-                        log_examples=FLAGS.log_examples)
+                        do_whole_word_mask=FLAGS.do_whole_word_mask)
+        options = dict(use_native=False if FLAGS.reference else None,
+                       log_examples=FLAGS.log_examples)
         if FLAGS.output_file is not None:
             outputs = [o for o in FLAGS.output_file.split(",") if o]
             if not outputs:
                 raise InputError("--output_file names no file")
             log.info("*** Reading from %d input files, writing to %d files ***",
                      len(input_files), len(outputs))
-            counts = run(input_files, outputs, tokenizer, **settings)
+            counts = run(input_files, outputs, tokenizer, **settings, **options)
         else:
-            settings.update(vocab_file=os.path.abspath(FLAGS.vocab_file),
-                            vocab_sha256=_sha256(FLAGS.vocab_file),
-                            do_lower_case=FLAGS.do_lower_case)
-            jobs = shard_plan(input_files, FLAGS.output_dir, settings, FLAGS.seed_per_shard)
+            settings.update(vocab_sha256=_sha256(FLAGS.vocab_file), do_lower_case=FLAGS.do_lower_case)
+            options.update(vocab_file=os.path.abspath(FLAGS.vocab_file))
+            jobs = shard_plan(input_files, FLAGS.output_dir, settings, options, FLAGS.seed_per_shard)
             counts = run_shards(jobs, FLAGS.num_workers)
     except InputError as e:
         print(f"create_pretraining_data: error: {e}", file=sys.stderr)

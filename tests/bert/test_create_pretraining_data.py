@@ -282,6 +282,12 @@ def test_parallel_shards_equal_single_runs_and_resume(mixed_inputs, cased_vocab,
     r = cli("--input_file", f"{shards}/*.txt", "--output_dir", str(out), "--num_workers=1", *common)
     assert r.returncode == 0 and "1 skipped" in r.stderr, r.stderr
     assert (out / "s0.tfrecord").stat().st_mtime_ns == before
+    # a damaged output whose sidecar no longer matches is redone
+    good0 = (out / "s0.tfrecord").read_bytes()
+    (out / "s0.tfrecord").write_bytes(good0[:100])
+    r = cli("--input_file", f"{shards}/*.txt", "--output_dir", str(out), *common)
+    assert r.returncode == 0 and "1 skipped" in r.stderr, r.stderr
+    assert (out / "s0.tfrecord").read_bytes() == good0
     # seed_per_shard: shard i uses seed + i
     r = cli("--input_file", f"{shards}/*.txt", "--output_dir", str(tmp_path / "o2"),
             "--seed_per_shard", *common)
