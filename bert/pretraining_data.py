@@ -60,7 +60,8 @@ def check_record_shapes(input_files: list[str], max_seq_length: int,
     expected["next_sentence_labels"] = 1
     for path in input_files:
         try:
-            raw = next(iter(tf1.io.tf_record_iterator(path)), None)
+            raw = next(iter(tf.data.TFRecordDataset(path).take(1)), None)  # eager
+            raw = None if raw is None else raw.numpy()
         except tf.errors.OpError as e:
             raise ValueError(f"{path}: cannot read TFRecords ({e.message.splitlines()[0]})") \
                 from None

@@ -240,6 +240,10 @@ def model_fn_builder(bert_config: modeling.BertConfig, init_checkpoint: str | No
     return model_fn
 
 
+def _checkpoint_exists(prefix: str) -> bool:
+    return tf.io.gfile.exists(prefix + ".index")
+
+
 def _check_shapes(variables: list, checkpoint: str, what: str) -> dict:
     """{name: variable} of `variables` found in `checkpoint`; ValueError on a shape clash."""
     ckpt_shapes = dict(tf.train.list_variables(checkpoint))
@@ -259,7 +263,7 @@ def _check_shapes(variables: list, checkpoint: str, what: str) -> dict:
 def init_from_checkpoint(tvars: list, init_checkpoint: str) -> dict:
     """Initialise each trainable variable present in `init_checkpoint` from it (optimizer
     slots and global_step start fresh). Logs loaded and fresh variables, as Google's did."""
-    if not tf1.train.checkpoint_exists(init_checkpoint):
+    if not _checkpoint_exists(init_checkpoint):
         raise ValueError(f"--init_checkpoint={init_checkpoint}: checkpoint not found")
     _check_shapes(tvars, init_checkpoint, "--init_checkpoint")
     assignment_map, initialized = modeling.get_assignment_map_from_checkpoint(
@@ -347,7 +351,7 @@ def validate(opts: Options) -> tuple[modeling.BertConfig, list[str]]:
         raise ValueError(f"--num_warmup_steps must be >= 0 (got {opts.num_warmup_steps})")
     input_files = expand_input_files(opts.input_file)
     check_record_shapes(input_files, opts.max_seq_length, opts.max_predictions_per_seq)
-    if opts.init_checkpoint and not tf1.train.checkpoint_exists(opts.init_checkpoint):
+    if opts.init_checkpoint and not _checkpoint_exists(opts.init_checkpoint):
         raise ValueError(f"--init_checkpoint={opts.init_checkpoint}: checkpoint not found")
     _check_writable(opts.output_dir)
     return bert_config, input_files
@@ -396,7 +400,8 @@ def _summary(tag_values: dict) -> tf1.Summary:
                               for k, v in tag_values.items()])
 
 
-def train(opts: Options, bert_config: modeling.BertConfig, input_files: list[str]) -> int:
+def train(opts: Options, bert_config: modeling.BertConfig, input_files: list[str],
+          extra_config: dict | None = None) -> int:
     """Train until global_step == num_train_steps, resuming from output_dir if it holds a
     checkpoint. Returns the final global step."""
     latest = tf1.train.latest_checkpoint(opts.output_dir)
@@ -425,12 +430,16 @@ def train(opts: Options, bert_config: modeling.BertConfig, input_files: list[str
         global_step = tf1.train.get_global_step()
         learning_rate = optimization.learning_rate_schedule(
             global_step, opts.learning_rate, opts.num_train_steps, opts.num_warmup_steps)
-        saver = tf1.train.Saver(max_to_keep=opts.keep_checkpoint_max or None)
+        saver = tf1.train.Saver(max_to_keep=opts.keep_checkpoint_max or None,
+                                save_relative_paths=True)
         restore = _restorer(saver, latest)
         graph.finalize()
+    # Only now that the model and checkpoints were checked: nothing written on bad input.
+    write_training_config(opts, bert_config, dict(extra_config or {}, input_files=input_files))
 
     ckpt_prefix = os.path.join(opts.output_dir, "model.ckpt")
-    writer = tf1.summary.FileWriter(opts.output_dir, graph=None if latest else graph)
+    with graph.as_default():
+        writer = tf1.summary.FileWriter(opts.output_dir, graph=None if latest else graph)
     with tf1.Session(graph=graph, config=session_config(opts)) as sess:
         restore(sess)
         step = int(sess.run(global_step))
@@ -515,7 +524,8 @@ def evaluate(opts: Options, bert_config: modeling.BertConfig, input_files: list[
             progress.update(1)
         result = sess.run(values)
         result["global_step"] = sess.run(global_step)
-    lines = [f"{key} = {result[key]}" for key in sorted(result)]
+    # Google wrote "%s = %s" % (key, str(value)) with numpy values (str(np.float32)).
+    lines = ["%s = %s" % (key, str(result[key])) for key in sorted(result)]
     write_text_atomic(os.path.join(opts.output_dir, "eval_results.txt"),
                       "".join(line + "\n" for line in lines))
     logging.info("***** Eval results *****")
@@ -540,9 +550,7 @@ def run(opts: Options, extra_config: dict | None = None) -> dict:
     logging.info("%d input file(s) for %s", len(input_files), opts.input_file)
     out: dict = {}
     if opts.do_train:
-        write_training_config(opts, bert_config,
-                              dict(extra_config or {}, input_files=input_files))
-        out["global_step"] = train(opts, bert_config, input_files)
+        out["global_step"] = train(opts, bert_config, input_files, extra_config)
     if opts.do_eval:
         out["eval"] = evaluate(opts, bert_config, input_files)
     return out

@@ -1,0 +1,332 @@
+"""run_pretraining: CLI, checkpoints, resume after SIGKILL, eval, XLA/AMP, bad input.
+
+Uses a tiny config (1 layer, hidden 32, no dropout) over the golden model's records
+(128 / 20, vocab 627) so every run takes seconds.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bert import run_pretraining as rp
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = {"vocab_size": 627, "hidden_size": 32, "num_hidden_layers": 1,
+        "num_attention_heads": 2, "intermediate_size": 64, "hidden_act": "gelu",
+        "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,
+        "max_position_embeddings": 512, "type_vocab_size": 2, "initializer_range": 0.02}
+
+
+@pytest.fixture(scope="module")
+def records(shared_dir) -> str:
+    return str(shared_dir / "golden" / "model" / "input.tfrecord")
+
+
+@pytest.fixture()
+def tiny_config(tmp_path) -> str:
+    path = tmp_path / "bert_config.json"
+    path.write_text(json.dumps(TINY))
+    return str(path)
+
+
+def _args(config: str, records: str, out: Path, **extra) -> list[str]:
+    flags = {"bert_config_file": config, "input_file": records, "output_dir": str(out),
+             "do_train": True, "train_batch_size": 4, "num_train_steps": 6,
+             "num_warmup_steps": 2, "learning_rate": 1e-3, "save_checkpoints_steps": 3,
+             "log_every_n_steps": 3} | extra
+    return [f"--{k}={v}" for k, v in flags.items()]
+
+
+def _cli(args: list[str], env: dict | None = None, timeout: int = 120):
+    return subprocess.run([sys.executable, "-m", "bert.run_pretraining", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ, **(env or {})))
+
+
+def _opts(config: str, records: str, out: Path, **extra) -> rp.Options:
+    base = dict(bert_config_file=config, input_file=records, output_dir=str(out),
+                do_train=True, train_batch_size=4, num_train_steps=6, num_warmup_steps=2,
+                learning_rate=1e-3, save_checkpoints_steps=3, log_every_n_steps=3)
+    return rp.Options(**(base | extra))
+
+
+def _variables(ckpt: str) -> dict:
+    return {name: tf.train.load_variable(ckpt, name) for name, _ in tf.train.list_variables(ckpt)}
+
+
+def _schedule(step: int, lr: float, total: int, warmup: int) -> float:
+    """Spec section 4, computed independently in Python."""
+    return lr * step / warmup if step < warmup else lr * (1 - min(step, total) / total)
+
+
+def test_resume_after_sigkill_continues_to_the_same_result(tiny_config, records, tmp_path):
+    total, every = 80, 10
+    out = tmp_path / "killed"
+    args = _args(tiny_config, records, out, num_train_steps=total, num_warmup_steps=5,
+                 save_checkpoints_steps=every, log_every_n_steps=every)
+    proc = subprocess.Popen([sys.executable, "-m", "bert.run_pretraining", *args], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and proc.poll() is None:
+        if list(out.glob("model.ckpt-*.index")):
+            break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = int(tf.train.load_variable(tf.train.latest_checkpoint(str(out)), "global_step"))
+    assert 0 < killed_at < total, "the run must be killed mid-training"
+
+    res = _cli(args)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert f"Resuming from" in res.stderr and f"(global_step {killed_at})" in res.stderr
+    logged = [(int(m[1]), float(m[2])) for m in
+              re.finditer(r"^step (\d+)/\d+: loss \S+, lr ([0-9.e-]+)", res.stderr, re.M)]
+    assert logged and logged[0][0] == (killed_at // every + 1) * every  # did not restart at 0
+    for step, lr in logged:  # the LR schedule continued
+        assert lr == pytest.approx(_schedule(step, 1e-3, total, 5), rel=1e-3, abs=1e-9)
+    final = tf.train.latest_checkpoint(str(out))
+    assert final.endswith(f"model.ckpt-{total}")
+    resumed = _variables(final)
+    assert resumed["global_step"] == total
+
+    # Same command uninterrupted (in-process): identical weights, since the resumed run
+    # skips the batches already seen and this config has no dropout.
+    ref_out = tmp_path / "uninterrupted"
+    rp.run(_opts(tiny_config, records, ref_out, num_train_steps=total, num_warmup_steps=5,
+                 save_checkpoints_steps=every, log_every_n_steps=every))
+    ref = _variables(tf.train.latest_checkpoint(str(ref_out)))
+    assert sorted(ref) == sorted(resumed)
+    for name in ref:
+        np.testing.assert_allclose(resumed[name], ref[name], atol=1e-5, err_msg=name)
+
+    # Rerunning a finished run does nothing and keeps the checkpoint.
+    mtime = Path(final + ".index").stat().st_mtime
+    assert rp.run(_opts(tiny_config, records, out, num_train_steps=total)) == {"global_step": total}
+    assert Path(final + ".index").stat().st_mtime == mtime
+
+
+def test_outputs_checkpoint_names_eval_summaries_config(tiny_config, records, tmp_path, shared_dir):
+    out = tmp_path / "run"
+    _, stderr = _in_process(_opts(tiny_config, records, out, do_eval=True, max_eval_steps=3,
+                                  keep_checkpoint_max=1))
+    # keep_checkpoint_max=1: only the last; Google-style state file, relative paths.
+    assert sorted(p.name for p in out.glob("model.ckpt-*.index")) == ["model.ckpt-6.index"]
+    assert (out / "checkpoint").read_text().splitlines()[0] == 'model_checkpoint_path: "model.ckpt-6"'
+    variables = dict(tf.train.list_variables(str(out / "model.ckpt-6")))
+    golden = json.loads((shared_dir / "golden" / "model" / "golden.json").read_text())
+    expect = {n for n in golden["variables"] if "layer_1" not in n}  # 1 layer vs 2
+    assert set(variables) == expect
+    # Progress lines: steps/s, examples/s, ETA.
+    assert re.search(r"^step 3/6: loss [0-9.]+, lr [0-9.e-]+, [0-9.]+ steps/s, [0-9.]+ examples/s;"
+                     r".*ETA", stderr, re.M)
+    # eval_results.txt: Google's keys, sorted, "key = value".
+    lines = (out / "eval_results.txt").read_text().splitlines()
+    keys = [line.split(" = ")[0] for line in lines]
+    assert keys == ["global_step", "loss", "masked_lm_accuracy", "masked_lm_loss",
+                    "next_sentence_accuracy", "next_sentence_loss"]
+    values = {k: float(v.split(" = ")[1]) for k, v in zip(keys, lines)}
+    assert values["global_step"] == 6
+    assert values["loss"] == pytest.approx(
+        values["masked_lm_loss"] + values["next_sentence_loss"], rel=0.05)
+    assert 0 <= values["masked_lm_accuracy"] <= 1 and 0 <= values["next_sentence_accuracy"] <= 1
+    # TensorBoard scalars.
+    tags = set()
+    for event_file in out.glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+            tags.update(v.tag for v in event.summary.value)
+    assert {"loss", "learning_rate", "masked_lm_accuracy", "next_sentence_accuracy"} <= tags
+    config = json.loads((out / "training_config.json").read_text())
+    assert config["bert_config"] == TINY
+    assert config["flags"]["train_batch_size"] == 4 and config["flags"]["keep_checkpoint_max"] == 1
+
+
+def test_eval_metrics_match_numpy_reference(tiny_config, records, tmp_path, shared_dir):
+    """Eval on the golden checkpoint (golden config) against an independent numpy
+    computation from the golden log-probs of batch 0."""
+    gold = shared_dir / "golden" / "model"
+    out = tmp_path / "eval"
+    result = rp.run(_opts(str(gold / "bert_config.json"), records, out, do_train=False,
+                          do_eval=True, eval_batch_size=8, max_eval_steps=1,
+                          init_checkpoint=str(gold / "init.ckpt")))["eval"]
+    logp = np.load(gold / "golden_outputs.npz")["mlm_logp"]
+    nsp = np.load(gold / "golden_outputs.npz")["nsp_logp"]
+    feats = _first_batch(records, 8)
+    ids, w = feats["masked_lm_ids"].reshape(-1), feats["masked_lm_weights"].reshape(-1)
+    per = -logp[np.arange(len(ids)), ids]
+    assert result["masked_lm_loss"] == pytest.approx((per * w).sum() / w.sum(), abs=1e-4)
+    assert result["masked_lm_accuracy"] == pytest.approx(
+        ((logp.argmax(-1) == ids) * w).sum() / w.sum(), abs=1e-6)
+    labels = feats["next_sentence_labels"].reshape(-1)
+    assert result["next_sentence_accuracy"] == pytest.approx((nsp.argmax(-1) == labels).mean())
+    golden = json.loads((gold / "golden.json").read_text())
+    assert result["loss"] == pytest.approx(golden["loss0"], abs=1e-4)
+    assert result["global_step"] == 0
+
+
+def _first_batch(path: str, n: int) -> dict:
+    out: dict = {}
+    for raw in tf.data.TFRecordDataset(path).take(n):
+        ex = tf.train.Example.FromString(raw.numpy())
+        for k, f in ex.features.feature.items():
+            v = f.int64_list.value if f.WhichOneof("kind") == "int64_list" else f.float_list.value
+            out.setdefault(k, []).append(list(v))
+    return {k: np.array(v) for k, v in out.items()}
+
+
+@pytest.fixture(scope="module")
+def fp32_reference(shared_dir, tmp_path_factory):
+    """3 fp32 steps of the tiny config, CLI: (variables, logged loss)."""
+    tmp = tmp_path_factory.mktemp("fp32")
+    config = tmp / "bert_config.json"
+    config.write_text(json.dumps(TINY))
+    records = str(shared_dir / "golden" / "model" / "input.tfrecord")
+    return _short_run(str(config), records, tmp / "out", {})
+
+
+def _in_process(opts: rp.Options) -> tuple[dict, str]:
+    """rp.run with stderr captured (faster than the CLI: no TF start-up)."""
+    buf = io.StringIO()
+    with contextlib.redirect_stderr(buf):
+        result = rp.run(opts)
+    return result, buf.getvalue()
+
+
+def _short_run(config: str, records: str, out: Path, extra: dict):
+    """3 steps; XLA through the CLI (TF_XLA_FLAGS must be set before TF starts), the rest
+    in-process."""
+    flags = dict(num_train_steps=3, save_checkpoints_steps=3, num_warmup_steps=0, **extra)
+    if extra.get("use_xla"):
+        res = _cli(_args(config, records, out, **flags))
+        assert res.returncode == 0, res.stderr[-2000:]
+        stderr = res.stderr
+    else:
+        stderr = _in_process(_opts(config, records, out, **flags))[1]
+    loss = float(re.search(r"^step 3/3: loss ([0-9.]+)", stderr, re.M)[1])
+    return _variables(str(out / "model.ckpt-3")), loss, stderr
+
+
+@pytest.mark.parametrize("extra", [
+    {"use_xla": True},
+    {"use_amp": True, "amp_dtype": "bfloat16"},
+    {"use_amp": True, "amp_dtype": "float16"},
+], ids=["xla", "amp_bf16", "amp_fp16"])
+def test_xla_and_amp_train_and_keep_float32_checkpoints(tiny_config, records, tmp_path, extra,
+                                                         fp32_reference):
+    ref, ref_loss, _ = fp32_reference
+    got, loss, stderr = _short_run(tiny_config, records, tmp_path / "fast", extra)
+    if extra.get("use_xla"):
+        assert "Compiled cluster using XLA" in stderr  # XLA really ran
+    extras = {"loss_scale", "loss_scale_good_steps"} if extra.get("amp_dtype") == "float16" else set()
+    assert set(got) == set(ref) | extras
+    for name, value in ref.items():
+        assert got[name].dtype == value.dtype, name  # float32 master weights, int64 step
+    assert got["global_step"] == 3
+    if extra.get("use_xla"):  # same arithmetic up to fusion order
+        assert loss == pytest.approx(ref_loss, abs=1e-4)
+        for name in ref:
+            np.testing.assert_allclose(got[name], ref[name], atol=1e-4, err_msg=name)
+    else:  # low precision: close, not equal (Adam's normalised steps are ~lr each)
+        assert loss == pytest.approx(ref_loss, abs=0.05)
+        for name in ref:
+            np.testing.assert_allclose(got[name], ref[name], atol=1e-2, err_msg=name)
+
+
+def test_non_finite_loss_stops_loudly_and_keeps_last_good_checkpoint(tiny_config, records, tmp_path):
+    out = tmp_path / "nan"
+    with pytest.raises(rp.NonFiniteLossError) as info:
+        _in_process(_opts(tiny_config, records, out, learning_rate=1e30, num_warmup_steps=0,
+                          num_train_steps=20, save_checkpoints_steps=1))
+    msg = str(info.value)
+    m = re.match(r"non-finite loss \(\S+\) at step (\d+); .*"
+                 r"last good checkpoint in .*: model\.ckpt-(\d+)$", msg)
+    assert m, msg
+    bad, good = int(m[1]), int(m[2])
+    assert good == bad - 1
+    assert tf.train.latest_checkpoint(str(out)).endswith(f"model.ckpt-{good}")
+    assert not list(out.glob(f"model.ckpt-{bad}.*"))
+
+
+# ---------------------------------------------------------------------------- bad input
+
+
+def _expect_error(opts: rp.Options, *fragments: str) -> str:
+    with pytest.raises(ValueError) as info:
+        rp.run(opts)
+    msg = str(info.value)
+    assert "\n" not in msg
+    for fragment in fragments:
+        assert fragment in msg, msg
+    return msg
+
+
+def test_bad_config_files(tmp_path, records):
+    out = tmp_path / "out"
+    missing = tmp_path / "nope.json"
+    _expect_error(_opts(str(missing), records, out), str(missing), "not found")
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"vocab_size": 627,\n "hidden_size": }')
+    _expect_error(_opts(str(broken), records, out), str(broken), "not valid JSON", "line 2")
+    for key, value in (("num_attention_heads", None), ("hidden_act", "swishy"),
+                       ("hidden_size", "32")):
+        cfg = dict(TINY)
+        if value is None:
+            del cfg[key]
+        else:
+            cfg[key] = value
+        path = tmp_path / f"bad_{key}.json"
+        path.write_text(json.dumps(cfg))
+        _expect_error(_opts(str(path), records, out), str(path), f"'{key}'")
+    small = tmp_path / "small.json"
+    small.write_text(json.dumps(TINY | {"max_position_embeddings": 64}))
+    _expect_error(_opts(str(small), records, out), "--max_seq_length=128",
+                  "max_position_embeddings=64", str(small))
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_record_lengths_disagreeing_with_flags(tiny_config, records, tmp_path):
+    out = tmp_path / "out"
+    # The published clinical scripts' mistake: 22 predictions for records made with 20.
+    _expect_error(_opts(tiny_config, records, out, max_predictions_per_seq=22),
+                  records, "masked_lm_positions", "length 20", "--max_predictions_per_seq=20")
+    _expect_error(_opts(tiny_config, records, out, max_seq_length=64),
+                  records, "input_ids", "length 128", "--max_seq_length=128")
+    assert not out.exists()
+
+
+def test_missing_inputs_and_unwritable_output(tiny_config, records, tmp_path):
+    _expect_error(_opts(tiny_config, f"{tmp_path}/none-*.tfrecord,{tmp_path}/x", tmp_path / "o"),
+                  "no input files matched", "none-*.tfrecord")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    _expect_error(_opts(tiny_config, records, blocker / "out"), "--output_dir=", "not writable")
+    _expect_error(_opts(tiny_config, records, tmp_path / "o",
+                        init_checkpoint=str(tmp_path / "nockpt")), "nockpt", "not found")
+
+
+def test_config_checkpoint_mismatch_fails_cleanly_via_cli(tiny_config, records, tmp_path, shared_dir):
+    """Tiny config (hidden 32) + golden checkpoint (hidden 64): one-line error naming the
+    variable and both shapes, exit 1, and an existing output_dir left untouched."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    res = _cli(_args(tiny_config, records, out,
+                     init_checkpoint=shared_dir / "golden" / "model" / "init.ckpt"))
+    assert res.returncode == 1
+    msg = res.stderr.strip().splitlines()[-1]
+    assert msg.startswith("run_pretraining: error: --init_checkpoint ")
+    assert re.search(r"variable 'bert/\S+' has shape \[\d+(, \d+)*\] in the checkpoint but "
+                     r"\[\d+(, \d+)*\] in the model", msg), msg
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    assert (out / "keep.txt").read_text() == "precious"
