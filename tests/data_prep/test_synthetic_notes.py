@@ -91,7 +91,11 @@ def test_layouts_and_lengths(notes_3000):
 def test_splitter_tripping_shapes_occur_rarely(notes_3000):
     _, notes = notes_3000
     ds = [n.text for n in notes if n.category == "Discharge summary"]
-    overshoot = sum(bool(re.search(r"\n\d+ days of antibiotics remain\.", t)) for t in ds)
+    # "N+1 days ..." right after list item N (and its Disp line): the count overshoots
+    tails = [m for t in ds for m in re.finditer(
+        r"\n(\d+)\. [^\n]*(?:\nDisp:[^\n]*)?\n(\d+) days of antibiotics remain\.", t)]
+    assert all(int(m.group(2)) == int(m.group(1)) + 1 for m in tails)
+    overshoot = len(tails)
     inline_one = sum(" 1. " in t for t in ds)
     one_item = sum("Discharge Diagnosis:\n1. " in t for t in ds)
     assert 0 < overshoot < len(ds) / 2 and 0 < inline_one < len(ds) and 0 < one_item < len(ds) / 2
