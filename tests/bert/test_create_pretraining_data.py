@@ -138,6 +138,31 @@ def test_native_equals_reference(mixed_inputs, cased_vocab, uncased_vocab, tmp_p
     assert all(blobs)
 
 
+@native_only
+def test_native_equals_reference_with_duplicate_vocab_tokens(mixed_inputs, cased_vocab, tmp_path):
+    """Random replacements draw from the distinct tokens (first-occurrence order) and map
+    to the LAST id of a repeated token (spec 1): both paths must agree on that."""
+    lines = cased_vocab.read_text("utf-8").split("\n")[:6000]
+    v = tmp_path / "dup_vocab.txt"
+    v.write_text("\n".join(lines + ["the", "##s", "[MASK]", "patient", "##ing"] + lines[1000:1200]), "utf-8")
+    tok = tokenization.FullTokenizer(str(v), False)
+    assert tok.vocab["the"] != lines.index("the")
+    blobs = []
+    for native in (False, True):
+        out = tmp_path / f"{native}.tfrecord"
+        cpd.run(mixed_inputs, [str(out)], tok, use_native=native, dupe_factor=1,
+                do_whole_word_mask=True, masked_lm_prob=0.5, max_predictions_per_seq=40)
+        blobs.append(out.read_bytes())
+    assert blobs[0] == blobs[1]
+
+
+def test_log_examples_is_opt_in(good):
+    r = cli(f"--input_file={good['input']}", f"--output_file={good['out']}",
+            f"--vocab_file={good['vocab']}", "--do_lower_case=False", "--log_examples")
+    assert r.returncode == 0, r.stderr
+    assert "*** Example ***" in r.stderr and "tokens: [CLS]" in r.stderr
+
+
 def test_reading_rules(tmp_path, cased_vocab):
     """Empty lines separate documents, across files; tokenless lines are skipped; \\r does
     not end a line; empty documents vanish."""
