@@ -10,7 +10,6 @@ bytes (both valid and invalid); bert.build_vocab time on the text of 20,000 note
 from __future__ import annotations
 
 import argparse
-import gzip
 import os
 import time
 from pathlib import Path
@@ -65,8 +64,7 @@ def main() -> None:
     texts = [n.text or "" for n in iter_notes(plain)]
     secs, _ = _timed(lambda: sum(t.isascii() for t in texts))
     print(f"UTF-8 check (isascii) on all {mb:.1f} MB of ASCII texts: {secs * 1000:.1f} ms")
-    del texts
-    # ...and on a copy where every 100th note has non-ASCII bytes (valid and invalid).
+    # ...and on a copy where every 100th line has non-ASCII bytes (valid and invalid).
     mixed = work / "mixed.csv"
     with open(plain, "rb") as src, open(mixed, "wb") as dst:
         for i, line in enumerate(src):

@@ -438,7 +438,7 @@ def generate_mimic4(n: int, seed: int, out: io.TextIOBase, progress: Progress | 
     for i, note_type in enumerate(types):
         subject = 10_000_000 + rng.randint(0, 9_999_999)
         if note_type == "DS":
-            text = (f"Name:  ___                     Unit No:   ___\n \n" + w.discharge()).replace("\n\n", "\n \n")
+            text = ("Name:  ___                     Unit No:   ___\n \n" + w.discharge()).replace("\n\n", "\n \n")
         else:
             text = w.radiology() if note_type == "RR" else "ADDENDUM:  " + w.sentences(1, 3, False)
         text = _PLACEHOLDER.sub("___", text)
