@@ -369,7 +369,7 @@ def _builders(w: _NoteWriter) -> dict[str, tuple[Callable[[], str], tuple[str, .
         "Nursing": (w.nursing, ("Nursing Progress Note", "Generic Note", "Nursing Transfer Note")),
         "ECG": (w.ecg, ("Report",)),
         "Physician ": (w.physician, ("Physician Resident Progress Note", "Intensivist Note", "ICU Note - CVI")),
-        "Discharge summary": (w.discharge, ("Report", "Report", "Report", "Addendum")),
+        "Discharge summary": (w.discharge, ("Report",) * 15 + ("Addendum",)),
         "Echo": (w.echo, ("Report",)),
         "Respiratory ": (lambda: short("Respiratory Care", ("Ventilation:", "Plan:")), ("Respiratory Care Shift Note",)),
         "Nutrition": (lambda: short("Nutrition:", ("Assessment:", "Estimated Needs:", "Recommendations:")), ("Nutrition Follow-up",)),
