@@ -479,7 +479,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.notes < 0:
         parser.error("--notes must be >= 0")
-    write_synthetic_notes(args.out, args.notes, args.seed, args.format)
+    try:
+        write_synthetic_notes(args.out, args.notes, args.seed, args.format)
+    except OSError as exc:
+        print(f"synthetic_notes: error: {args.out}: cannot write ({exc.strerror or exc})", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -124,3 +124,12 @@ def test_list_numbering_jumps_and_restarts_at_low_rate():
     assert all(d[0] == 1 and len(d) == 5 for d in draws)
     assert 0 < jumps and 0 < restarts
     assert abs((jumps + restarts) / 4000 - ODD_LIST_RATE) < 0.02
+
+
+def test_cli_bad_output_path(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["--notes", "5", "--out", str(blocker / "sub" / "n.csv.gz")]) == 1
+    assert "synthetic_notes: error: " in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--notes", "-1", "--out", str(tmp_path / "n.csv")])
