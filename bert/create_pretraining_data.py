@@ -582,14 +582,14 @@ def run(input_files: Sequence[str], output_files: Sequence[str], tokenizer, *,
 def _log_examples(output_files: Sequence[str], tokenizer, n: int = 20) -> None:
     """Google logs the first 20 examples; here only on request (--log_examples)."""
     iters = [iter_records(f) for f in output_files]
-    for k in range(n):
-        rec = next(iters[k % len(iters)], None)
+    for index in range(n):
+        rec = next(iters[index % len(iters)], None)
         if rec is None:
             return
         feats = parse_example(rec)
         ids = feats["input_ids"][:sum(feats["input_mask"])]
         log.info("*** Example ***\ntokens: %s\n%s", " ".join(tokenizer.convert_ids_to_tokens(ids)),
-                 "\n".join(f"{k}: {' '.join(map(str, v))}" for k, v in feats.items()))
+                 "\n".join(f"{name}: {' '.join(map(str, v))}" for name, v in feats.items()))
 
 
 # ------------------------------------------------------------------ parallel shards

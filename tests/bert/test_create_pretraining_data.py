@@ -156,6 +156,22 @@ def test_native_equals_reference_with_duplicate_vocab_tokens(mixed_inputs, cased
     assert blobs[0] == blobs[1]
 
 
+@native_only
+def test_native_equals_reference_single_document(tmp_path, uncased_vocab):
+    """One document: every random-next pick is the document itself after 10 tries, and
+    randint(0, 0) still consumes draws (Python's _randbelow(1))."""
+    inp = tmp_path / "one.txt"
+    inp.write_text("\n".join(f"Sentence number {i} of the only note, with words." for i in range(30)), "utf-8")
+    tok = tokenization.FullTokenizer(str(uncased_vocab), True)
+    blobs = []
+    for native in (False, True):
+        out = tmp_path / f"{native}.tfrecord"
+        assert cpd.run([str(inp)], [str(out)], tok, use_native=native, max_seq_length=32,
+                       dupe_factor=3)["documents"] == 1
+        blobs.append(out.read_bytes())
+    assert blobs[0] == blobs[1] and blobs[0]
+
+
 def test_log_examples_is_opt_in(good):
     r = cli(f"--input_file={good['input']}", f"--output_file={good['out']}",
             f"--vocab_file={good['vocab']}", "--do_lower_case=False", "--log_examples")
