@@ -165,6 +165,9 @@ def main(argv: list[str]) -> int:
     except VocabInputError as e:
         print(f"build_vocab: error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:
+        print(f"build_vocab: error: {F.output_file}: cannot write ({e.strerror or e})", file=sys.stderr)
+        return 1
     print(f"build_vocab: wrote {len(tokens):,} tokens to {F.output_file} "
           f"({sum(t.startswith('##') for t in tokens):,} continuation pieces) from {len(files)} file(s)",
           file=sys.stderr)
