@@ -6,7 +6,7 @@
 The published clinical models reuse BERT-Base's cased vocabulary, which cannot be
 downloaded here; the demo therefore trains a small one on its own corpus with the
 `tokenizers` library's WordPiece trainer. The training-side pre-tokenization is set up
-to be the same as `bert.tokenization.BasicTokenizer`'s (spec bert_data.md section 1), so
+to be the same as `bert.tokenization.BasicTokenizer`'s (spec bert_data.md section 2), so
 the learned pieces are the ones `FullTokenizer` will look up:
 
   * BertNormalizer(clean_text, handle_chinese_chars, lowercase=do_lower_case,
@@ -16,9 +16,10 @@ the learned pieces are the ones `FullTokenizer` will look up:
   * BertPreTokenizer: split on whitespace and on every punctuation character (ASCII
     punctuation or Unicode category P*, Google's `_is_punctuation`).
 
-Output: one token per line, ids in line order, [PAD] [UNK] [CLS] [SEP] [MASK] first,
-continuation pieces prefixed `##`; the same input and flags give the same file; the file
-appears atomically (utils.atomic).
+Output: one token per line, ids in line order: [PAD] [UNK] [CLS] [SEP] [MASK], then
+`##c` for every character c of the alphabet, the characters themselves, then the learned
+pieces (continuations prefixed `##`). The same input and flags give the same file (see
+build_vocab for how); the file appears atomically (utils.atomic).
 """
 from __future__ import annotations
 
