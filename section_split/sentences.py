@@ -20,7 +20,7 @@ empty sentences skipped, whitespace-only ones kept, each followed by `\\n`, then
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 import pysbd
@@ -28,7 +28,7 @@ import spacy
 from pysbd.utils import TextSpan
 from scispacy.consts import ABBREVIATIONS
 from scispacy.custom_tokenizer import combined_rule_tokenizer
-from spacy.attrs import IDX, IS_SPACE, IS_TITLE, ORTH, SENT_START
+from spacy.attrs import IS_SPACE, IS_TITLE, ORTH, SENT_START
 from spacy.language import Language
 from spacy.strings import hash_string
 from spacy.tokens import Doc
@@ -45,10 +45,30 @@ _DEID = re.compile(r"\[\*\*.{0,15}.*?\*\*\]", re.IGNORECASE)  # the original's p
 _ABBREVIATION_IDS = np.array(sorted({hash_string(a) for a in ABBREVIATIONS}), dtype=np.uint64)
 _DOT, _DASH = hash_string("."), hash_string("-")
 _WHITESPACE = re.compile(r"\s*")
+_TEXT_KEY = "section_split.text"
 
 
 class SpacyModelError(Exception):
     """The requested spaCy model cannot be loaded; the message says what to do."""
+
+
+class _TextKeepingTokenizer:
+    """The pipeline's tokenizer, also keeping the input string on the doc: spaCy
+    rebuilds `doc.text` token by token on every access (a tenth of the run time when
+    the components asked for it). No component here changes the text."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+
+    def __call__(self, text: str) -> Doc:
+        doc = self.tokenizer(text)
+        doc.user_data[_TEXT_KEY] = text
+        return doc
+
+
+def _text(doc: Doc) -> str:
+    text = doc.user_data.get(_TEXT_KEY)
+    return doc.text if text is None else text
 
 
 def _set_sent_starts(doc: Doc, flags: np.ndarray) -> None:
@@ -87,10 +107,11 @@ def merge_placeholders(doc: Doc) -> Doc:
     token boundaries; here they are expanded to whole tokens (and overlapping ones
     joined) so the no-boundary-inside guarantee holds for every placeholder.
     """
-    if "[**" not in doc.text:
+    text = _text(doc)
+    if "[**" not in text:
         return doc
     spans: list[tuple[int, int]] = []
-    for m in _DEID.finditer(doc.text):
+    for m in _DEID.finditer(text):
         span = doc.char_span(m.start(), m.end(), alignment_mode="expand")
         if span is None or len(span) == 0:
             continue
@@ -152,16 +173,17 @@ def pysbd_sentencizer(doc: Doc) -> Doc:
     n = len(doc)
     if n == 0:
         return doc
-    starts = []
-    for sent in _segmenter.segment(doc.text):
+    is_start = np.zeros(n, dtype=bool)
+    for sent in _segmenter.segment(_text(doc)):
         # trailing spaces are cut off so the span ends on a token boundary (as scispaCy)
         span = doc.char_span(sent.start, sent.end - (len(sent.sent) - len(sent.sent.rstrip(" "))))
         if span is not None and len(span) > 0:
-            starts.append(span[0].idx)
-    is_start = np.isin(doc.to_array(IDX), np.array(starts, dtype=np.int64))
+            is_start[span.start] = True    # scispaCy: token.idx in [span[0].idx, ...]
     # previous token blocks a pysbd start: an abbreviation, or a first token of newlines
     blocked = np.zeros(n, dtype=bool)
-    blocked[1:] = np.isin(doc.to_array(ORTH)[:-1], _ABBREVIATION_IDS)
+    prev = doc.to_array(ORTH)[:-1]
+    found = np.searchsorted(_ABBREVIATION_IDS, prev).clip(max=len(_ABBREVIATION_IDS) - 1)
+    blocked[1:] = _ABBREVIATION_IDS[found] == prev
     if n > 1 and all(c == "\n" for c in doc[0].text):
         blocked[1] = True
     # previous token (not the first) holds 2+ newlines; only whitespace tokens can
@@ -205,6 +227,7 @@ def build_pipeline(spacy_model: str | None = None) -> tuple[Language, str]:
         nlp.add_pipe("clinical_forced_sentence_starts")
         nlp.add_pipe("deid_placeholder_merge")
         description = MODEL_FREE_SPLITTER
+    nlp.tokenizer = _TextKeepingTokenizer(nlp.tokenizer)
     nlp.max_length = _MAX_LENGTH
     return nlp, description
 
