@@ -5,16 +5,12 @@
 
 The published clinical models reuse BERT-Base's cased vocabulary, which cannot be
 downloaded here; the demo therefore trains a small one on its own corpus with the
-`tokenizers` library's WordPiece trainer. The training-side pre-tokenization is set up
-to be the same as `bert.tokenization.BasicTokenizer`'s (spec bert_data.md section 2), so
-the learned pieces are the ones `FullTokenizer` will look up:
-
-  * BertNormalizer(clean_text, handle_chinese_chars, lowercase=do_lower_case,
-    strip_accents=do_lower_case): drop NUL / U+FFFD / control characters, whitespace to
-    space, spaces around CJK ideographs; lower-casing and accent stripping only when
-    uncased, exactly like Google's `do_lower_case`;
-  * BertPreTokenizer: split on whitespace and on every punctuation character (ASCII
-    punctuation or Unicode category P*, Google's `_is_punctuation`).
+`tokenizers` library's WordPiece trainer. The trainer is fed words split exactly as
+`bert.tokenization.BasicTokenizer` splits them (spec bert_data.md section 2: cleaning,
+CJK spacing, whitespace split, lower-casing + accent stripping only when uncased,
+punctuation split), so the learned pieces are the ones `FullTokenizer` will look up.
+(The trainer's own BertNormalizer + BertPreTokenizer would be the same on ASCII but not
+on thousands of other code points; see _batches.)
 
 Output: one token per line, ids in line order: [PAD] [UNK] [CLS] [SEP] [MASK], then
 `##c` for every character c of the alphabet, the characters themselves, then the learned
@@ -25,15 +21,15 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import sys
-from collections import Counter
 from typing import Iterator, Sequence
 
 from utils.atomic import atomic_open
 from utils.progress import Progress
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
-MAX_INPUT_CHARS_PER_WORD = 100   # Google's WordpieceTokenizer default: longer words -> [UNK]
+MAX_INPUT_CHARS_PER_WORD = 200   # as our WordpieceTokenizer (spec bert_data.md section 2); training ignores it
 
 
 class VocabInputError(Exception):
@@ -56,22 +52,49 @@ def expand_input_files(patterns: str) -> list[str]:
     return files
 
 
-def _batches(files: Sequence[str], progress: Progress, size: int = 2000) -> Iterator[list[str]]:
-    """Non-blank lines of every file, stripped, in lists of `size` (the trainer takes
-    batches faster than single lines). Bytes that are not UTF-8 are dropped, as
-    tokenization.convert_to_unicode does for create_pretraining_data's input."""
+# Printable ASCII (+ tab): every character is a letter/digit, punctuation by Google's
+# ASCII ranges, or whitespace, so BasicTokenizer reduces to this regex (plus lower()).
+_ASCII_LINE = re.compile(r"[\t\x20-\x7e]*")
+_ASCII_TOKENS = re.compile(r"[A-Za-z0-9]+|[^A-Za-z0-9\t ]")
+
+
+def _as_fed(line: str, basic) -> str:
+    """A line as given to the trainer: Google BasicTokenizer's tokens joined by single
+    spaces (the trainer then only splits on " "). A regex does it for printable-ASCII
+    lines, where it is provably the same; other lines go through BasicTokenizer."""
+    if _ASCII_LINE.fullmatch(line):
+        return " ".join(_ASCII_TOKENS.findall(line.lower() if basic.do_lower_case else line))
+    return " ".join(basic.tokenize(line))
+
+
+def _batches(files: Sequence[str], do_lower_case: bool, progress: Progress,
+             size: int = 2000) -> Iterator[list[str]]:
+    """The files' non-blank lines as the trainer must see them (see _as_fed), in lists of
+    `size` (the trainer takes batches faster than single lines).
+
+    Why not the trainer's own BertNormalizer + BertPreTokenizer: they follow an older
+    Unicode and other cleaning rules than Google's BasicTokenizer (spec bert_data.md
+    section 2) and disagree on thousands of code points (e.g. U+061D, U+2E43 and newer
+    punctuation, private-use characters, which they drop), so some vocab pieces would not
+    be the ones FullTokenizer looks up. Bytes that are not UTF-8 are dropped, as
+    tokenization.convert_to_unicode does.
+    """
+    from bert.tokenization import BasicTokenizer
+
+    basic = BasicTokenizer(do_lower_case=do_lower_case)
     batch: list[str] = []
     for path in files:
         try:
             with open(path, encoding="utf-8", errors="ignore") as f:
                 for line in f:
                     line = line.strip()
-                    if line:
-                        batch.append(line)
-                        if len(batch) == size:
-                            progress.update(len(batch))
-                            yield batch
-                            batch = []
+                    if not line:
+                        continue
+                    batch.append(_as_fed(line, basic))
+                    if len(batch) == size:
+                        progress.update(len(batch))
+                        yield batch
+                        batch = []
         except OSError as exc:
             raise VocabInputError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if batch:
@@ -79,29 +102,27 @@ def _batches(files: Sequence[str], progress: Progress, size: int = 2000) -> Iter
         yield batch
 
 
-def _alphabet(input_files: Sequence[str], normalizer, limit_alphabet: int) -> list[str]:
-    """The `limit_alphabet` most frequent characters after normalization, ties broken by
+def _alphabet(input_files: Sequence[str], do_lower_case: bool, limit_alphabet: int) -> list[str]:
+    """The `limit_alphabet` most frequent characters of the text as fed, ties broken by
     code point (tokenizers breaks them with an unstable sort over a hash map)."""
     import numpy as np
 
     code_counts = np.zeros(0x110000, dtype=np.int64)
     progress = Progress("lines", label="build_vocab: counting characters")
-    for batch in _batches(input_files, progress, size=50_000):
+    for batch in _batches(input_files, do_lower_case, progress, size=50_000):
         codes = np.frombuffer("".join(batch).encode("utf-32-le"), dtype=np.uint32)
         code_counts += np.bincount(codes, minlength=0x110000)
     progress.done()
-    counts: Counter[str] = Counter()
-    for code in np.flatnonzero(code_counts):
-        for c in normalizer.normalize_str(chr(code)):
-            if not c.isspace():
-                counts[c] += int(code_counts[code])
-    return sorted(sorted(counts), key=lambda c: -counts[c])[:limit_alphabet]
+    code_counts[ord(" ")] = 0
+    codes = np.flatnonzero(code_counts)
+    order = sorted(codes.tolist(), key=lambda c: (-int(code_counts[c]), c))
+    return [chr(c) for c in order[:limit_alphabet]]
 
 
 def build_vocab(input_files: Sequence[str], vocab_size: int = 8000, do_lower_case: bool = False,
                 min_frequency: int = 2, limit_alphabet: int = 1000) -> list[str]:
     """Train a WordPiece vocabulary on the files' lines; returns tokens in id order."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
     if vocab_size < len(SPECIAL_TOKENS) + 1:
         raise VocabInputError(f"--vocab_size={vocab_size}: must exceed the {len(SPECIAL_TOKENS)} special tokens")
@@ -110,10 +131,10 @@ def build_vocab(input_files: Sequence[str], vocab_size: int = 8000, do_lower_cas
                               "must be at least 1")
     tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]", continuing_subword_prefix="##",
                                            max_input_chars_per_word=MAX_INPUT_CHARS_PER_WORD))
-    tokenizer.normalizer = normalizers.BertNormalizer(
-        clean_text=True, handle_chinese_chars=True, strip_accents=do_lower_case, lowercase=do_lower_case)
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    alphabet = _alphabet(input_files, tokenizer.normalizer, limit_alphabet)
+    # No normalizer; words are split on " " only: the text arrives pre-tokenized exactly
+    # like BasicTokenizer's output (_as_fed).
+    tokenizer.pre_tokenizer = pre_tokenizers.Split(" ", behavior="removed")
+    alphabet = _alphabet(input_files, do_lower_case, limit_alphabet)
     if not alphabet:
         raise VocabInputError(f"no text in {', '.join(input_files)}")
     # Determinism: the trainer numbers "##c" pieces in hash-map order of the words, and
@@ -127,7 +148,7 @@ def build_vocab(input_files: Sequence[str], vocab_size: int = 8000, do_lower_cas
         special_tokens=list(SPECIAL_TOKENS) + continuation, initial_alphabet=alphabet,
         limit_alphabet=len(alphabet), continuing_subword_prefix="##")
     progress = Progress("lines", label="build_vocab: training")
-    tokenizer.train_from_iterator(_batches(input_files, progress), trainer=trainer)
+    tokenizer.train_from_iterator(_batches(input_files, do_lower_case, progress), trainer=trainer)
     progress.done()
     vocab = tokenizer.get_vocab(with_added_tokens=True)
     tokens = sorted(vocab, key=vocab.__getitem__)

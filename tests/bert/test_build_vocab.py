@@ -22,6 +22,9 @@ def corpus(tmp_path_factory) -> Path:
     write_synthetic_notes(d / "notes.csv", 400, seed=11)
     lines = [line for note in iter_notes(d / "notes.csv") for line in note.text.split("\n") + [""]]
     lines += ["Café naïve résumé Ångström"] * 3 + ["«quoted» — dash… ½"] * 3
+    # characters the tokenizers library's Bert normalizer/pre-tokenizer treat unlike
+    # BasicTokenizer (newer punctuation, private use): must still be in the vocab
+    lines += ["p\u061dlw x\u2e43y \ue000private"] * 3
     (d / "a.txt").write_text("\n".join(lines[: len(lines) // 2]) + "\n", encoding="utf-8")
     (d / "b.txt").write_text("\n".join(lines[len(lines) // 2:]) + "\n", encoding="utf-8")
     return d
@@ -58,21 +61,46 @@ def test_valid_bert_vocab_that_fits_full_tokenizer(corpus, tmp_path):
     assert tok.tokenize("Admission Date: [**2151-7-16**]")[:4] == ["Admission", "Date", ":", "["]
 
 
-def test_pretokenization_matches_basic_tokenizer():
-    """The normalizer + pre-tokenizer the trainer uses split text exactly like Google's
-    BasicTokenizer (cased and uncased), on the characters where they could differ."""
-    from tokenizers import normalizers, pre_tokenizers
-    lines = ["Café naïve résumé ÅNGSTRÖM", "中文字 mixed中文 ok", "a\x00b\ufffdc\x07d\te",
+def _stress_lines(n: int, seed: int) -> list[str]:
+    """Random lines mixing ASCII letters with control characters, accents, combining
+    marks, CJK, Hangul, RTL scripts, general punctuation, separators, full-width forms."""
+    import random
+    r = random.Random(seed)
+    ranges = [(0x0, 0x1F), (0x20, 0x7E), (0x80, 0x9F), (0xA0, 0x24F), (0x300, 0x36F), (0x370, 0x3FF),
+              (0x400, 0x4FF), (0x590, 0x6FF), (0x900, 0x97F), (0xE00, 0xE7F), (0x1E00, 0x1EFF),
+              (0x2000, 0x206F), (0x2100, 0x214F), (0x3000, 0x303F), (0x4E00, 0x4E80), (0xAC00, 0xAC80),
+              (0xFE00, 0xFE6F), (0xFF00, 0xFFEF), (0x1F300, 0x1F5FF)]
+    lines = []
+    for _ in range(n):
+        chars = []
+        for _ in range(r.randint(1, 30)):
+            lo, hi = r.choice(ranges) if r.random() < 0.3 else (0x61, 0x7A)
+            chars.append(chr(r.randint(lo, hi)) + (" " if r.random() < 0.2 else ""))
+        lines.append("".join(chars))
+    return lines
+
+
+@pytest.mark.parametrize("lower", [False, True])
+def test_trainer_sees_basic_tokenizer_words(lower):
+    """The words the trainer gets (line as fed, split by its " " pre-tokenizer) are
+    exactly Google's BasicTokenizer tokens: on printable ASCII (the regex path), on
+    Unicode stress lines, and on characters where the tokenizers library's own
+    BertNormalizer/BertPreTokenizer disagree with BasicTokenizer."""
+    from tokenizers import pre_tokenizers
+    pre = pre_tokenizers.Split(" ", behavior="removed")
+    basic = BasicTokenizer(do_lower_case=lower)
+    import random
+    r = random.Random(2)
+    ascii_lines = ["".join(r.choice("aZ9 \t.,;:!?'\"()[]{}<>=+-*/\\|^~`@#$%&_") for _ in range(r.randint(1, 40)))
+                   for _ in range(2000)]
+    lines = ["Café naïve résumé ÅNGSTRÖM", "中文字 mixed中文 ok", "a\x00b\ufffdc\x07d\te\x0cf",
              "$5+3<=4>^`|~ x", "«quoted» — dash…", "[**Hospital1 18**] 1.5mg/kg x2",
              "Ⅻ ½ ² ﬁ", "don't  U.S.A.", "\u200bzero\u200bwidth", "e\u0301 combining",
-             "\u00a0nbsp\u3000ideo"]
-    for lower in (False, True):
-        norm = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
-                                          strip_accents=lower, lowercase=lower)
-        pre = pre_tokenizers.BertPreTokenizer()
-        basic = BasicTokenizer(do_lower_case=lower)
-        for line in lines:
-            assert [w for w, _ in pre.pre_tokenize_str(norm.normalize_str(line))] == basic.tokenize(line)
+             "\u00a0nbsp\u3000ideo", "line\u2028sep \x85nel İstanbul",
+             "p\u061dlw e", "x\u2e43y \ue000private\U000F0001 \u166d"] + ascii_lines + _stress_lines(2000, seed=1)
+    for line in lines:
+        fed = bv._as_fed(line, basic)
+        assert [w for w, _ in pre.pre_tokenize_str(fed)] == basic.tokenize(line), ascii(line)
 
 
 def test_uncased(corpus, tmp_path):
