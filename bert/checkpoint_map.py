@@ -278,6 +278,24 @@ def google_activation(hf_act: str | None) -> str | None:
     return _GOOGLE_ACTIVATIONS.get(hf_act) if isinstance(hf_act, str) else None
 
 
+def google_config(hf_config: dict[str, Any], source: str) -> dict[str, Any]:
+    """bert_config.json fields from an HF config.json (transformers defaults for absent ones)."""
+    defaults = {"hidden_act": "gelu", "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
+                "max_position_embeddings": 512, "type_vocab_size": 2, "initializer_range": 0.02}
+    config = {k: hf_config.get(k, defaults.get(k)) for k in GOOGLE_CONFIG_KEYS}
+    absent = [k for k, v in config.items() if v is None]
+    if absent:
+        raise CheckpointError(f"{source}: config lacks field(s) {', '.join(absent)}")
+    act = google_activation(config["hidden_act"])
+    if act is None:
+        raise CheckpointError(f"{source}: hidden_act {config['hidden_act']!r} has no Google BERT equivalent")
+    config["hidden_act"] = act
+    if abs(float(hf_config.get("layer_norm_eps", 1e-12)) - 1e-12) > 1e-15:
+        raise CheckpointError(f"{source}: layer_norm_eps {hf_config['layer_norm_eps']} != 1e-12 "
+                              "(fixed in Google BERT)")
+    return config
+
+
 def read_vocab(path: str | os.PathLike) -> list[str]:
     """Vocabulary tokens, one per line (as Google's tokenization.load_vocab)."""
     try:

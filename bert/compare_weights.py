@@ -75,16 +75,15 @@ class Model:
     tokenizer: dict[str, Any] = field(default_factory=dict)
 
 
-def load_model(path: str | os.PathLike) -> Model:
+def load_model(path: str | os.PathLike, allow_pickle: bool = False) -> Model:
     """Load an HF folder (has config.json) or a TF checkpoint prefix/folder."""
     p = Path(path)
     if p.is_dir() and (p / "config.json").is_file():
-        raw, hf_weights = cm.read_hf_folder(p)
-        config = {k: raw[k] for k in cm.GOOGLE_CONFIG_KEYS if k in raw}
+        raw, hf_weights = cm.read_hf_folder(p, allow_pickle)
+        config = cm.google_config(raw, str(p / "config.json"))
         config["layer_norm_eps"] = raw.get("layer_norm_eps", 1e-12)
         # Google names both GELUs `gelu`; what transformers computes is kept apart.
-        config["computed_activation"] = config.get("hidden_act")
-        config["hidden_act"] = cm.google_activation(config.get("hidden_act"))
+        config["computed_activation"] = raw.get("hidden_act", "gelu")
         vocab = cm.read_vocab(p / "vocab.txt") if (p / "vocab.txt").is_file() else None
         tok = cm.read_json(p / "tokenizer_config.json") if (p / "tokenizer_config.json").is_file() else {}
         tok = {k: tok.get(k) for k in ("tokenizer_class", "do_lower_case", "strip_accents", "model_max_length")}
@@ -297,9 +296,10 @@ def compare_text(ours: Model, theirs: Model, sentences: Sequence[str]) -> dict[s
 # ----------------------------------------------------------------------------- driver
 
 def compare(ours: str | os.PathLike, theirs: str | os.PathLike, text_file: str | os.PathLike | None = None,
-            no_text: bool = False, max_rel_diff: float | None = None) -> dict[str, Any]:
+            no_text: bool = False, max_rel_diff: float | None = None,
+            allow_pickle: bool = False) -> dict[str, Any]:
     """The whole report as a dict (what --json writes)."""
-    a, b = load_model(ours), load_model(theirs)
+    a, b = load_model(ours, allow_pickle), load_model(theirs, allow_pickle)
     report: dict[str, Any] = {"ours": {"path": a.path, "kind": a.kind},
                               "theirs": {"path": b.path, "kind": b.kind}}
     report.update(compare_metadata(a, b))
@@ -428,8 +428,9 @@ def main(argv: list[str]) -> None:
         print("usage: python -m bert.compare_weights OURS THEIRS [flags]", file=sys.stderr)
         sys.exit(2)
     try:
-        report = compare(argv[1], argv[2], F.text, F.no_text, F.max_rel_diff)
-    except (CheckpointError, ValueError) as e:
+        report = compare(argv[1], argv[2], F.text, F.no_text, F.max_rel_diff,
+                         F.allow_pickle_i_trust_this_code)
+    except (CheckpointError, ValueError, OSError) as e:
         print(f"compare_weights: error: {e}", file=sys.stderr)
         sys.exit(2)
     print(format_report(report, F.all_tensors))
@@ -450,6 +451,9 @@ def define_flags() -> None:
     flags.DEFINE_boolean("no_text", False, "Skip the behaviour-on-text section.")
     flags.DEFINE_float("max_rel_diff", None, "Exit 1 when a tensor's relative L2 difference exceeds "
                        "this (or a tensor is missing / misshapen on one side).")
+    flags.DEFINE_boolean("allow_pickle_i_trust_this_code", False,
+                         "Read an HF folder's pytorch_model.bin (a pickle: loading it can run code) "
+                         "when it has no model.safetensors.")
     flags.DEFINE_boolean("all_tensors", False, "List every tensor, not only the differing ones.")
 
 

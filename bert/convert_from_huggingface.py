@@ -20,7 +20,6 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
 
 from absl import app, flags
 
@@ -28,24 +27,6 @@ from bert import checkpoint_map as cm
 from bert.checkpoint_map import CheckpointError
 
 CHECKPOINT_NAME = "bert_model.ckpt"
-
-
-def google_config(hf_config: dict[str, Any], source: str) -> dict[str, Any]:
-    """bert_config.json fields from an HF config.json (transformers defaults for absent ones)."""
-    defaults = {"hidden_act": "gelu", "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
-                "max_position_embeddings": 512, "type_vocab_size": 2, "initializer_range": 0.02}
-    config = {k: hf_config.get(k, defaults.get(k)) for k in cm.GOOGLE_CONFIG_KEYS}
-    absent = [k for k, v in config.items() if v is None]
-    if absent:
-        raise CheckpointError(f"{source}: config lacks field(s) {', '.join(absent)}")
-    act = cm.google_activation(config["hidden_act"])
-    if act is None:
-        raise CheckpointError(f"{source}: hidden_act {config['hidden_act']!r} has no Google BERT equivalent")
-    config["hidden_act"] = act
-    if abs(float(hf_config.get("layer_norm_eps", 1e-12)) - 1e-12) > 1e-15:
-        raise CheckpointError(f"{source}: layer_norm_eps {hf_config['layer_norm_eps']} != 1e-12 "
-                              "(fixed in Google BERT)")
-    return config
 
 
 def convert_from_hf(hf_model_dir: str | os.PathLike, output_dir: str | os.PathLike,
@@ -57,7 +38,7 @@ def convert_from_hf(hf_model_dir: str | os.PathLike, output_dir: str | os.PathLi
     """
     hf_dir = Path(hf_model_dir)
     raw_config, hf_weights = cm.read_hf_folder(hf_dir, allow_pickle)
-    config = google_config(raw_config, str(hf_dir / "config.json"))
+    config = cm.google_config(raw_config, str(hf_dir / "config.json"))
     vocab_path = hf_dir / "vocab.txt"
     if vocab_path.is_file():
         cm.check_vocab(cm.read_vocab(vocab_path), config, vocab_path)
@@ -107,7 +88,7 @@ def main(argv: list[str]) -> None:
     try:
         convert_from_hf(F.hf_model_dir, F.output_dir, F.allow_pickle_i_trust_this_code,
                         F.require_pretraining_heads, F.overwrite)
-    except (CheckpointError, ValueError) as e:
+    except (CheckpointError, ValueError, OSError) as e:
         sys.exit(f"convert_from_huggingface: error: {e}")
 
 

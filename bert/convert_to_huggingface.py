@@ -223,6 +223,8 @@ def convert(tf_checkpoint: str | os.PathLike, output_dir: str | os.PathLike,
         verify = _verification_available()
         if not verify:
             print("note: torch/transformers not importable: export not verified", file=sys.stderr)
+    elif verify and not _verification_available():
+        raise CheckpointError("--verify needs torch and transformers (pip install them, or --noverify)")
     if verify_tolerance is None:
         verify_tolerance = TOLERANCE_EXACT_GELU if exact_gelu else TOLERANCE_ERF_GELU
 
@@ -246,7 +248,7 @@ def main(argv: list[str]) -> None:
     try:
         convert(F.tf_checkpoint, F.output_dir, F.bert_config_file, F.vocab_file, F.do_lower_case,
                 F.exact_gelu, F.verify, F.verify_tolerance, F.overwrite)
-    except (CheckpointError, ValueError) as e:
+    except (CheckpointError, ValueError, OSError) as e:
         sys.exit(f"convert_to_huggingface: error: {e}")
 
 
