@@ -165,13 +165,13 @@ class FlatDocuments:
 def read_flat_documents(input_files: Sequence[str], tokenizer: tokenization.FullTokenizer,
                         progress: Progress | None = None) -> FlatDocuments:
     docs = FlatDocuments()
-    for seg in iter_segments(input_files, tokenizer.tokenize_to_ids):
+    for seg in iter_segments(input_files, tokenizer.tokenize_to_id_bytes):
         if seg is None:
             docs.end_document()
             if progress:
                 progress.update(1)
         else:
-            docs.tokens.extend(seg)
+            docs.tokens.frombytes(seg)
             docs.seg_start.append(len(docs.tokens))
     docs.end_document()
     return docs

@@ -2,7 +2,7 @@
 
 Spec: ../shared/specs/bert_data.md sections 1-2. The classes and functions below keep
 Google's names and behaviour (Python 3 branch). On top of them, `FullTokenizer` has a
-fast path for the common case (see `FullTokenizer.tokenize_to_ids`): a line made only of
+fast path for the common case (see `FullTokenizer.tokenize_to_id_bytes`): a line made only of
 printable ASCII (plus tab) is split with one regular expression, which for that alphabet
 is provably the same as the basic tokenizer, and every word's WordPiece ids are cached.
 Any other line takes the exact, character-by-character path.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import re
+from array import array
 import unicodedata
 from typing import Iterable, Sequence
 
@@ -103,7 +104,7 @@ class FullTokenizer:
         self.basic_tokenizer = BasicTokenizer(do_lower_case=do_lower_case)
         self.wordpiece_tokenizer = WordpieceTokenizer(vocab=self.vocab)
         self.do_lower_case = do_lower_case
-        self._word_ids: dict[str, list[int]] = {}
+        self._word_ids: dict[str, bytes] = {}
 
     def tokenize(self, text: str | bytes) -> list[str]:
         split_tokens = []
@@ -113,8 +114,17 @@ class FullTokenizer:
         return split_tokens
 
     def tokenize_to_ids(self, text: str) -> list[int]:
-        """`convert_tokens_to_ids(tokenize(text))`, fast: ASCII regex path + per-word cache.
+        """`convert_tokens_to_ids(tokenize(text))`, computed by the fast route below."""
+        ids = array("i")
+        ids.frombytes(self.tokenize_to_id_bytes(text))
+        return ids.tolist()
 
+    def tokenize_to_id_bytes(self, text: str) -> bytes:
+        """The ids of `tokenize(text)` as native int32 bytes (what array("i") holds).
+
+        Fast route: a line of printable ASCII (plus tab) is split by one regex, which for
+        that alphabet is exactly the basic tokenizer; each word's WordPiece ids are cached
+        (as bytes, so a line is one C-level join). Other lines take the exact path.
         Raises KeyError like Google's code if a produced token (e.g. "[UNK]") is missing
         from the vocab.
         """
@@ -124,18 +134,19 @@ class FullTokenizer:
             words = self.basic_tokenizer.tokenize(text)
         cache = self._word_ids
         try:  # common case: every word seen before
-            return [i for word in words for i in cache[word]]
+            return b"".join(map(cache.__getitem__, words))
         except KeyError:
             pass
-        out: list[int] = []
+        out = []
         for word in words:
             ids = cache.get(word)
             if ids is None:
-                ids = convert_by_vocab(self.vocab, self.wordpiece_tokenizer.tokenize(word))
+                ids = array("i", convert_by_vocab(
+                    self.vocab, self.wordpiece_tokenizer.tokenize(word))).tobytes()
                 if len(cache) < 2_000_000:  # bound memory on pathological inputs
                     cache[word] = ids
-            out += ids
-        return out
+            out.append(ids)
+        return b"".join(out)
 
     def convert_tokens_to_ids(self, tokens: Sequence[str]) -> list[int]:
         return convert_by_vocab(self.vocab, tokens)
