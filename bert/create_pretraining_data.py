@@ -732,6 +732,8 @@ def main(argv) -> int:
             outputs = [o for o in FLAGS.output_file.split(",") if o]
             if not outputs:
                 raise InputError("--output_file names no file")
+            if FLAGS.num_workers > 1:
+                log.warning("--num_workers applies to --output_dir mode only; one process runs")
             log.info("*** Reading from %d input files, writing to %d files ***",
                      len(input_files), len(outputs))
             counts = run(input_files, outputs, tokenizer, **settings, **options)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import collections
 import re
-from array import array
 import unicodedata
+from array import array
 from typing import Iterable, Sequence
 
 
