@@ -43,7 +43,8 @@ def expand_input_files(patterns: str) -> list[str]:
     for pattern in (p.strip() for p in patterns.split(",")):
         if not pattern:
             continue
-        matched = sorted(m for m in glob.glob(pattern) if os.path.isfile(m))
+        matched = [pattern] if os.path.isfile(pattern) else sorted(
+            m for m in glob.glob(pattern) if os.path.isfile(m))
         if not matched:
             raise VocabInputError(f"--input_file: no file matches {pattern!r}")
         files += matched
@@ -113,7 +114,7 @@ def _alphabet(input_files: Sequence[str], do_lower_case: bool, limit_alphabet: i
         codes = np.frombuffer("".join(batch).encode("utf-32-le"), dtype=np.uint32)
         code_counts += np.bincount(codes, minlength=0x110000)
     progress.done()
-    code_counts[ord(" ")] = 0
+    code_counts[ord(" ")] = 0   # the word separator; BasicTokenizer words hold no str.isspace() char
     codes = np.flatnonzero(code_counts)
     order = sorted(codes.tolist(), key=lambda c: (-int(code_counts[c]), c))
     return [chr(c) for c in order[:limit_alphabet]]
@@ -152,7 +153,7 @@ def build_vocab(input_files: Sequence[str], vocab_size: int = 8000, do_lower_cas
     progress.done()
     vocab = tokenizer.get_vocab(with_added_tokens=True)
     tokens = sorted(vocab, key=vocab.__getitem__)
-    if tuple(tokens[:len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS or len(set(vocab.values())) != len(tokens):
+    if tuple(tokens[:len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS or sorted(vocab.values()) != list(range(len(tokens))):
         raise AssertionError(f"unexpected vocab layout from tokenizers: {tokens[:8]}")
     return tokens
 

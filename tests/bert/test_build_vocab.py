@@ -25,6 +25,7 @@ def corpus(tmp_path_factory) -> Path:
     # characters the tokenizers library's Bert normalizer/pre-tokenizer treat unlike
     # BasicTokenizer (newer punctuation, private use): must still be in the vocab
     lines += ["p\u061dlw x\u2e43y \ue000private"] * 3
+    lines += ["para\u2028sep"] * 3     # U+2028 is str.isspace(): a word break for BasicTokenizer
     (d / "a.txt").write_text("\n".join(lines[: len(lines) // 2]) + "\n", encoding="utf-8")
     (d / "b.txt").write_text("\n".join(lines[len(lines) // 2:]) + "\n", encoding="utf-8")
     return d
@@ -58,6 +59,9 @@ def test_valid_bert_vocab_that_fits_full_tokenizer(corpus, tmp_path):
             unk += pieces.count("[UNK]")
             assert tok.tokenize_to_ids(line) == tok.convert_tokens_to_ids(pieces)
     assert words > 100_000 and unk == 0      # every in-corpus character is in the alphabet
+    pieces = tok.tokenize("para\u2028sep \ue000private")
+    assert "[UNK]" not in pieces and "".join(p.removeprefix("##") for p in pieces) == "parasep\ue000private"
+    assert all(t.strip() == t for t in tokens)     # load_vocab reads every line back unchanged
     assert tok.tokenize("Admission Date: [**2151-7-16**]")[:4] == ["Admission", "Date", ":", "["]
 
 
