@@ -18,6 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "TFRecord framing and float bytes below assume a little-endian host"
+#endif
+
 /* ------------------------------------------------------------------ MT19937 (CPython) */
 #define MT_N 624
 #define MT_M 397

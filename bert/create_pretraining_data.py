@@ -14,6 +14,11 @@ inputs, vocab and seed. Two implementations of the instance loop:
 
 Parallel mode (`--output_dir` + `--num_workers`): every input file is its own run, written
 to `DIR/<stem>.tfrecord` with a JSON sidecar; a rerun skips shards whose sidecar matches.
+
+    python -m bert.create_pretraining_data --input_file=a.txt,b.txt --output_file=out.tfrecord \
+        --vocab_file=vocab.txt --do_lower_case=False --dupe_factor=5
+    python -m bert.create_pretraining_data --input_file='DIR/*.txt' --output_dir=OUT \
+        --vocab_file=vocab.txt --do_lower_case=False --dupe_factor=5 --num_workers=2
 """
 from __future__ import annotations
 
