@@ -68,7 +68,7 @@ class Note:
     reporting (row ids in error counts) and for the optional --drop_iserror filter."""
     row_id: str            # MIMIC-III ROW_ID / MIMIC-IV note_id, as text
     category: str          # CATEGORY / mapped note_type, exactly as in the file
-    text: str | None       # None when TEXT is empty (or the field is missing)
+    text: str | None       # None when TEXT is empty; "NaN", "NA", " " etc. are kept as text
     iserror: bool          # MIMIC-III ISERROR == 1 (always False for MIMIC-IV)
     invalid_utf8: int      # invalid UTF-8 sequences replaced by U+FFFD in this note
 

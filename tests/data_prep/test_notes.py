@@ -280,3 +280,10 @@ def test_header_problems_raise_when_called_not_when_iterated(tmp_path):
         iter_notes(path)          # no next(): the check is eager
     with pytest.raises(NotesInputError, match="no such file"):
         iter_notes(tmp_path / "absent.csv.gz")
+
+
+def test_na_like_texts_are_text_not_missing(tmp_path):
+    # pandas' default NA parsing would turn these into NaN; here only "" means no text.
+    rows = [("ECG", "", t) for t in ("NaN", "NA", "null", "N/A", "", " ")]
+    path = _write_csv(tmp_path / "n.csv", MIMIC3, _mimic3_rows(rows))
+    assert [n.text for n in iter_notes(path)] == ["NaN", "NA", "null", "N/A", None, " "]
