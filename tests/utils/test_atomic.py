@@ -1,0 +1,32 @@
+"""utils.atomic: the final name appears only on success, with normal permissions."""
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from utils.atomic import atomic_open, write_json_atomic
+
+
+def test_success_renames_with_umask_permissions(tmp_path):
+    target = tmp_path / "sub" / "out.txt"
+    with atomic_open(target, "w") as f:
+        f.write("hello")
+        assert not target.exists()
+    assert target.read_text() == "hello"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
+    assert [p.name for p in target.parent.iterdir()] == ["out.txt"]
+
+
+def test_failure_leaves_nothing_and_keeps_old_file(tmp_path):
+    target = tmp_path / "out.json"
+    write_json_atomic(target, {"a": 1})
+    with pytest.raises(RuntimeError):
+        with atomic_open(target, "w") as f:
+            f.write("partial")
+            raise RuntimeError("killed")
+    assert target.read_text() == '{\n  "a": 1\n}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
