@@ -131,7 +131,6 @@ class _Run:
         self.out = Path(args.output_dir)
         self.selected = corpus_selector(args.corpus)
         self.shards: dict[str, _Shard] = {}
-        self.open_by_file: dict[str, _Shard] = {}       # category file name -> current shard
         self.count_by_file: dict[str, int] = {}
         self.read: dict[str, int] = {}
         self.not_selected: dict[str, int] = {}
@@ -152,7 +151,6 @@ class _Run:
         shard = self.shards.get(name)
         if shard is None:
             shard = self.shards[name] = self._open_shard(name)
-            self.open_by_file[file_name] = shard
         shard.notes += 1
         if self.args.shard_notes and shard.notes == self.args.shard_notes:
             shard.closed = True

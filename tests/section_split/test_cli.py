@@ -167,3 +167,32 @@ def test_missing_column_message(tmp_path, capsys):
     assert cli.main(["--input", str(no_text), "--output_dir", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(no_text) in err[0] and "TEXT" in err[0].upper()
+
+
+def test_error_mid_file_leaves_no_partial_shard(notes_csv, tmp_path, capsys):
+    # A gzip cut in the middle: the reader fails after some notes were processed.
+    import gzip
+    notes, _ = notes_csv
+    data = gzip.compress(notes.read_bytes())
+    cut = tmp_path / "cut.csv.gz"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    out = tmp_path / "out"
+    assert _run(cut, out, "--shard_notes", "2") == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"error: {cut}")
+    assert not (out / "manifest.json").exists()
+    assert not [p for p in out.iterdir() if ".tmp-" in p.name]
+    # shards that were completed before the failure are whole and recorded
+    assert len(list(out.glob("*.txt"))) >= 2
+    for shard in out.glob("*.txt"):
+        record = json.loads((out / (shard.name + ".done")).read_text())
+        assert record["bytes"] == shard.stat().st_size
+
+
+def test_missing_spacy_model_through_the_cli(notes_csv, tmp_path, capsys):
+    notes, _ = notes_csv
+    out = tmp_path / "out"
+    assert _run(notes, out, "--spacy_model", str(tmp_path / "en_core_sci_md")) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "en_core_sci_md" in err[0] and "not found" in err[0]
+    assert not out.exists()
