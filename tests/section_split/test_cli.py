@@ -169,9 +169,11 @@ def test_missing_column_message(tmp_path, capsys):
     assert len(err) == 1 and str(no_text) in err[0] and "TEXT" in err[0].upper()
 
 
-def test_error_mid_file_leaves_no_partial_shard(notes_csv, tmp_path, capsys):
-    # A gzip cut in the middle: the reader fails after some notes were processed.
+def test_error_mid_file_leaves_no_partial_shard(notes_csv, tmp_path, capsys, monkeypatch):
+    # A gzip cut in the middle: the reader fails after some notes were processed
+    # (batches of 2 notes so that some shards complete before the failure).
     import gzip
+    monkeypatch.setattr(cli, "_BATCH_NOTES", 2)
     notes, _ = notes_csv
     data = gzip.compress(notes.read_bytes())
     cut = tmp_path / "cut.csv.gz"
