@@ -202,6 +202,8 @@ def resolve_checkpoint(path: str | os.PathLike) -> str:
             m = re.search(r'^model_checkpoint_path:\s*"(.*)"', state.read_text(), re.M)
             if m:
                 prefix = Path(m.group(1)) if os.path.isabs(m.group(1)) else path / m.group(1)
+                if not Path(str(prefix) + ".index").is_file() and (path / (prefix.name + ".index")).is_file():
+                    prefix = path / prefix.name  # a run folder moved since: state holds old absolute paths
         if prefix is None:
             steps = [(int(m.group(1)), p) for p in path.glob("model.ckpt-*.index")
                      if (m := re.fullmatch(r"model\.ckpt-(\d+)\.index", p.name))]

@@ -185,6 +185,8 @@ def test_resolve_checkpoint_folder(tmp_path: Path) -> None:
     assert cm.resolve_checkpoint(tmp_path) == str(tmp_path / "model.ckpt-10")  # highest N, not 9
     (tmp_path / "checkpoint").write_text('model_checkpoint_path: "model.ckpt-5"\n')
     assert cm.resolve_checkpoint(tmp_path) == str(tmp_path / "model.ckpt-5")  # the state file wins
+    (tmp_path / "checkpoint").write_text('model_checkpoint_path: "/elsewhere/run/model.ckpt-9"\n')
+    assert cm.resolve_checkpoint(tmp_path) == str(tmp_path / "model.ckpt-9")  # folder was moved
 
 
 # ----------------------------------------------------------------------------- reverse variants
