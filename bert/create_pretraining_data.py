@@ -104,7 +104,7 @@ def expand_input_files(input_file: str) -> list[str]:
         raise InputError("--input_file names no file")
     for f in files:
         if not os.path.isfile(f):
-            raise InputError(f"{f}: input file not found")
+            raise InputError(f"{f}: input file not found" + (" (a directory)" if os.path.isdir(f) else ""))
         if not os.access(f, os.R_OK):
             raise InputError(f"{f}: input file not readable")
     return files
@@ -501,10 +501,13 @@ def load_tokenizer(vocab_file: str, do_lower_case: bool) -> tokenization.FullTok
     if not os.path.isfile(vocab_file):
         raise InputError(f"{vocab_file}: vocab file not found")
     try:
+        with open(vocab_file, "rb") as f:
+            data = f.read()
+        data.decode("utf-8")
         tokenizer = tokenization.FullTokenizer(vocab_file, do_lower_case)
     except UnicodeDecodeError as e:
-        raise InputError(f"{vocab_file}: vocab is not valid UTF-8 ({e.reason} at byte "
-                         f"{e.start} of a line)") from None
+        line = data.count(b"\n", 0, e.start) + 1
+        raise InputError(f"{vocab_file}: line {line}: invalid UTF-8 at byte offset {e.start}") from None
     except OSError as e:
         raise InputError(f"{vocab_file}: cannot read vocab ({e.strerror})") from None
     missing = [t for t in SPECIAL_TOKENS if t not in tokenizer.vocab]

@@ -260,6 +260,9 @@ def test_error_vocab_missing_and_lacking_specials(good, tmp_path):
     v = tmp_path / "v2.txt"
     v.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\nthe\n", "utf-8")
     assert f"{v}: vocab lacks [MASK]" in _bad(good, **{"--vocab_file": str(v)})
+    v.write_bytes(b"[PAD]\n[UNK]\nbad\xe9\n")
+    assert f"{v}: line 3: invalid UTF-8 at byte offset 15" in _bad(good, **{"--vocab_file": str(v)})
+    assert f"{tmp_path}: input file not found (a directory)" in _bad(good, **{"--input_file": str(tmp_path)})
 
 
 def test_error_bad_numbers(good):
