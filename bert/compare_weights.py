@@ -194,17 +194,18 @@ def _effective_lower(m: Model) -> bool | None:
 # ----------------------------------------------------------------------------- behaviour on text
 
 def _torch_model(m: Model):
-    """BertForPreTraining in eval mode with `m`'s weights, or None when heads are missing."""
+    """BertForPreTraining in eval mode with `m`'s weights (heads checked present by the caller)."""
     import torch
     from transformers import BertConfig, BertForPreTraining
     cfg = {k: m.config[k] for k in cm.GOOGLE_CONFIG_KEYS}
     cfg.update(hidden_act=m.config["computed_activation"], layer_norm_eps=m.config["layer_norm_eps"])
-    model = BertForPreTraining(BertConfig(**cfg)).eval()
     state = {k: torch.from_numpy(np.array(v)) for k, v in cm.tf_to_hf_weights(m.weights).items()}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        return None
-    return model
+    # from_pretrained with a state dict skips the random initialisation (seconds for BERT-Base)
+    model, info = BertForPreTraining.from_pretrained(None, config=BertConfig(**cfg), state_dict=state,
+                                                     output_loading_info=True)
+    if info["missing_keys"] or info["unexpected_keys"] or info["mismatched_keys"]:
+        raise CheckpointError(f"{m.path}: transformers reported weight problems: {info}")
+    return model.eval()
 
 
 def _tokenizer(m: Model, do_lower_case: bool):
