@@ -143,7 +143,7 @@ class FullTokenizer:
             if ids is None:
                 ids = array("i", convert_by_vocab(
                     self.vocab, self.wordpiece_tokenizer.tokenize(word))).tobytes()
-                if len(cache) < 2_000_000:  # bound memory on pathological inputs
+                if len(cache) < 500_000:  # bound memory (~100 MB) on very diverse inputs
                     cache[word] = ids
             out.append(ids)
         return b"".join(out)
