@@ -136,21 +136,35 @@ class AdamWeightDecayOptimizer(tf1.train.Optimizer):
             for grad, param, param_name, m, v in updates:
                 if isinstance(grad, tf.IndexedSlices):
                     grad = tf.convert_to_tensor(grad)  # the update is dense in Google's too
-                next_m = tf.multiply(self.beta_1, m) + tf.multiply(1.0 - self.beta_1, grad)
-                next_v = (tf.multiply(self.beta_2, v)
-                          + tf.multiply(1.0 - self.beta_2, tf.square(grad)))
-                update = next_m / (tf.sqrt(next_v) + self.epsilon)
-                # Decoupled weight decay: added to the Adam step, not to the loss.
-                if self._do_use_weight_decay(param_name):
-                    update += self.weight_decay_rate * param
-                update_with_lr = self.learning_rate * update
-                next_param = param - update_with_lr
-                ops.extend([param.assign(next_param), m.assign(next_m), v.assign(next_v)])
+                ops.append(self._apply_dense(grad, param, param_name, m, v))
             return tf.group(*ops)
 
         if apply_if is None:
             return tf.group(assignments(), name=name)
         return tf.cond(apply_if, assignments, tf.no_op, name=name)
+
+    def _apply_dense(self, grad, param, param_name, m, v) -> tf.Operation:
+        """Google's update, `m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+        param -= lr * (m / (sqrt(v) + eps) + wd * param)`, in two fused kernels.
+
+        Google built it from ~12 elementwise ops, each a full pass over the variable
+        (about a sixth of a BERT-Base CPU step). `ResourceApplyAdam` with
+        beta1_power = beta2_power = 0 has lr_t = lr * sqrt(1 - 0) / (1 - 0) = lr, i.e. no
+        bias correction, and computes exactly that m, v and Adam step in one pass; the
+        decoupled decay `lr * wd * param_old` is applied just before it. Same math; float
+        rounding differs in the last bits (golden test: < 1e-6).
+        """
+        lr = tf.cast(self.learning_rate, tf.float32)
+        deps = []
+        if self._do_use_weight_decay(param_name):
+            deps.append(param.assign_sub(lr * self.weight_decay_rate * param.read_value()))
+        with tf.control_dependencies(deps):
+            zero = tf.constant(0.0, tf.float32)
+            return tf.raw_ops.ResourceApplyAdam(
+                var=param.handle, m=m.handle, v=v.handle, beta1_power=zero, beta2_power=zero,
+                lr=lr, beta1=tf.constant(self.beta_1, tf.float32),
+                beta2=tf.constant(self.beta_2, tf.float32),
+                epsilon=tf.constant(self.epsilon, tf.float32), grad=grad)
 
     def _do_use_weight_decay(self, param_name: str) -> bool:
         if not self.weight_decay_rate:
