@@ -363,11 +363,18 @@ def hf_do_lower_case(hf_dir: str | os.PathLike) -> bool | None:
 
 
 def recorded_do_lower_case(ckpt_dir: str | os.PathLike) -> bool | None:
-    """do_lower_case recorded in `training_config.json` beside a checkpoint; None when absent."""
+    """do_lower_case recorded in `training_config.json` beside a checkpoint; None when absent.
+
+    Read at the top level (written by `convert_from_huggingface`) or under "flags" (written
+    by `run_pretraining`, whose --do_lower_case is optional there and may be null).
+    """
     path = Path(ckpt_dir) / TRAINING_CONFIG
     if not path.is_file():
         return None
-    value = read_json(path).get("do_lower_case")
+    obj = read_json(path)
+    value = obj.get("do_lower_case")
+    if value is None and isinstance(obj.get("flags"), dict):
+        value = obj["flags"].get("do_lower_case")
     if value is not None and not isinstance(value, bool):
         raise CheckpointError(f"{path}: do_lower_case must be true or false, got {value!r}")
     return value

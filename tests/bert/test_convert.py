@@ -290,6 +290,16 @@ def test_casing_must_be_stated(golden: Path, tmp_path: Path) -> None:
         convert(src, tmp_path / "out")
 
 
+def test_casing_from_run_pretraining_training_config(golden: Path, tmp_path: Path) -> None:
+    src = _golden_copy(golden, tmp_path / "c")
+    (src / cm.TRAINING_CONFIG).write_text(json.dumps({"flags": {"do_lower_case": False}, "bert_config": {}}))
+    out = convert(src, tmp_path / "out", verify=False)
+    assert json.loads((out / "tokenizer_config.json").read_text())["do_lower_case"] is False
+    (src / cm.TRAINING_CONFIG).write_text(json.dumps({"flags": {"do_lower_case": None}}))
+    with pytest.raises(CheckpointError, match="casing unknown"):
+        convert(src, tmp_path / "out2", verify=False)
+
+
 def test_refuses_to_overwrite(golden: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
