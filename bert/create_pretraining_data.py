@@ -173,11 +173,11 @@ def read_flat_documents(input_files: Sequence[str], tokenizer: tokenization.Full
     for seg in iter_segments(input_files, tokenizer.tokenize_to_id_bytes):
         if seg is None:
             docs.end_document()
-            if progress:
-                progress.update(1)
         else:
             docs.tokens.frombytes(seg)
             docs.seg_start.append(len(docs.tokens))
+            if progress:
+                progress.update(1)
     docs.end_document()
     return docs
 
@@ -550,7 +550,7 @@ def run(input_files: Sequence[str], output_files: Sequence[str], tokenizer, *,
             feature_order, log_examples)
         return counts
 
-    progress = Progress("documents", label=(label + ": " if label else "") + "reading")
+    progress = Progress("segments", label=(label + ": " if label else "") + "reading")
     docs = read_flat_documents(input_files, tokenizer, progress)
     progress.done()
     if docs.num_documents == 0:
