@@ -90,7 +90,7 @@ def test_dynamic_loss_scale_skips_non_finite_steps():
         train_op = optimization.create_optimizer(loss, 0.1, 10, 0, False, dynamic_loss_scale=True)
         with tf1.Session() as sess:
             sess.run(tf1.global_variables_initializer())
-            scale = tf1.get_default_graph().get_tensor_by_name("loss_scale:0")
+            scale = [v for v in tf1.global_variables() if v.op.name == "loss_scale"][0]
             sess.run(train_op, {big: 1.0})
             after_good = sess.run(w)
             assert np.abs(after_good - [1.0, 2.0]).max() > 1e-3
