@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import platform
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -338,6 +339,13 @@ def _versions() -> dict[str, Any]:
             "git_commit": _git_commit()}
 
 
+def _cpu_seconds() -> dict[str, float]:
+    """CPU time of this process (reading, writing) and of its finished workers."""
+    own, workers = (resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return {"main": round(own.ru_utime + own.ru_stime, 3),
+            "workers": round(workers.ru_utime + workers.ru_stime, 3)}
+
+
 def _manifest(run: _Run, args: argparse.Namespace, settings: dict[str, Any],
               splitter: str, elapsed: float) -> dict[str, Any]:
     categories: dict[str, dict[str, Any]] = {}
@@ -371,7 +379,7 @@ def _manifest(run: _Run, args: argparse.Namespace, settings: dict[str, Any],
         "settings": settings, "flags": vars(args), "versions": _versions(),
         "totals": totals, "categories": dict(sorted(categories.items())), "shards": shards,
         "dropped_notes": dropped, "invalid_utf8_notes": invalid, "large_notes": large,
-        "elapsed_seconds": round(elapsed, 3),
+        "elapsed_seconds": round(elapsed, 3), "cpu_seconds": _cpu_seconds(),
     }
 
 
