@@ -91,7 +91,7 @@ def load_model(path: str | os.PathLike, allow_pickle: bool = False) -> Model:
                      cm.hf_do_lower_case(p), tok)
     prefix = cm.resolve_checkpoint(p)
     folder = Path(prefix).parent
-    config = cm.read_bert_config(folder / "bert_config.json") if (folder / "bert_config.json").is_file() else None
+    config = _tf_config(folder)
     if config is not None:
         config["layer_norm_eps"] = 1e-12
         # the TF graph's `gelu` is the tanh form: transformers' `gelu_new` (spec section 6)
@@ -100,6 +100,18 @@ def load_model(path: str | os.PathLike, allow_pickle: bool = False) -> Model:
     lower = cm.recorded_do_lower_case(folder)
     return Model(prefix, "tf", config, cm.read_tf_checkpoint(prefix), vocab, lower,
                  {"do_lower_case": lower})
+
+
+def _tf_config(folder: Path) -> dict[str, Any] | None:
+    """bert_config.json beside a checkpoint, else the bert_config recorded by run_pretraining
+    in training_config.json; None when neither exists."""
+    if (folder / "bert_config.json").is_file():
+        return cm.read_bert_config(folder / "bert_config.json")
+    if (folder / cm.TRAINING_CONFIG).is_file():
+        recorded = cm.read_json(folder / cm.TRAINING_CONFIG).get("bert_config")
+        if isinstance(recorded, dict) and all(k in recorded for k in cm.GOOGLE_CONFIG_KEYS):
+            return {k: recorded[k] for k in cm.GOOGLE_CONFIG_KEYS}
+    return None
 
 
 # ----------------------------------------------------------------------------- weights
@@ -168,6 +180,9 @@ def compare_metadata(ours: Model, theirs: Model) -> dict[str, Any]:
     """Config, vocab and tokenizer/casing differences."""
     ca, cb = ours.config or {}, theirs.config or {}
     config = {k: [ca.get(k), cb.get(k)] for k in sorted(set(ca) | set(cb)) if ca.get(k) != cb.get(k)}
+    absent = [n for n, m in (("ours", ours), ("theirs", theirs)) if m.config is None]
+    if absent:  # nothing to compare against: say so instead of listing every key as None
+        config = {"note": f"no bert_config.json (or recorded bert_config) beside {' and '.join(absent)}"}
     if ours.vocab is None or theirs.vocab is None:
         vocab = {"identical": None, "note": "vocab missing on "
                  + " and ".join(n for n, m in (("ours", ours), ("theirs", theirs)) if m.vocab is None)}
@@ -340,7 +355,8 @@ def format_report(r: dict[str, Any], all_tensors: bool = False) -> str:
     """The readable stdout table."""
     lines = [f"ours:   {r['ours']['path']} ({r['ours']['kind']})",
              f"theirs: {r['theirs']['path']} ({r['theirs']['kind']})", "", "== config"]
-    lines += [f"  {k}: ours={a!r} theirs={b!r}" for k, (a, b) in r["config"].items()] or ["  identical"]
+    lines += ([f"  {r['config']['note']}"] if "note" in r["config"] else
+              [f"  {k}: ours={a!r} theirs={b!r}" for k, (a, b) in r["config"].items()] or ["  identical"])
     v = r["vocab"]
     lines += ["== vocab", f"  {v['note']}" if v["identical"] is None else
               f"  identical={v['identical']} sizes={v['sizes']} differing_tokens={v['differing_tokens']}"]

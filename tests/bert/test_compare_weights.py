@@ -78,6 +78,22 @@ def test_conversion_against_source_is_zero(hf: Path, golden_ckpt: Path) -> None:
     assert r["text"] == {"skipped": "--no_text"}
 
 
+def test_run_folder_config_from_training_config(hf: Path, golden_ckpt: Path, tmp_path: Path) -> None:
+    """A run_pretraining output folder has no bert_config.json; its training_config.json has it."""
+    run = tmp_path / "run"
+    run.mkdir()
+    for f in golden_ckpt.parent.glob("init.ckpt.*"):
+        (run / f.name.replace("init.ckpt", "model.ckpt-3")).write_bytes(f.read_bytes())
+    config = json.loads((golden_ckpt.parent / "bert_config.json").read_text())
+    (run / cm.TRAINING_CONFIG).write_text(json.dumps({"flags": {"do_lower_case": True}, "bert_config": config}))
+    r = compare(hf, run, no_text=True, max_rel_diff=0.0)
+    assert r["config"] == {} and r["check"]["passed"]
+    assert r["do_lower_case"] == [True, True]
+    (run / cm.TRAINING_CONFIG).unlink()
+    r = compare(hf, run, no_text=True)
+    assert r["config"] == {"note": "no bert_config.json (or recorded bert_config) beside theirs"}
+
+
 def test_perturbed_copy_reports_exactly_those_tensors(perturbed: Path, hf: Path) -> None:
     from safetensors.numpy import load_file
     r = compare(perturbed, hf, no_text=True, max_rel_diff=0.0)
