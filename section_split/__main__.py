@@ -42,7 +42,7 @@ DONE_SUFFIX = ".done"
 LARGE_NOTE_BYTES = 1_000_000          # "notes over 1 MB": processed whole, listed in the manifest
 REASONS = ("split_error", "sentence_error", "empty_text", "iserror", "no_sentences")
 _BATCH_NOTES, _BATCH_CHARS = 64, 1_000_000   # one unit of work sent to a worker
-_STALE_TEMP = re.compile(r"^\..+-\d{5}\.txt\.tmp-")   # utils.atomic temp names of our shards
+_STALE_TEMP = re.compile(r"^\.(.+-\d{5}\.txt(\.done)?|manifest\.json)\.tmp-")  # our utils.atomic temps
 
 
 class SettingsMismatch(Exception):
@@ -110,7 +110,7 @@ class _Shard:
     """One output file: its notes go through `pending` in file order."""
     name: str
     path: Path
-    done: bool = False               # finished in an earlier run (sidecar valid)
+    done: bool = False               # complete: renamed in this run or an earlier one
     record: dict[str, Any] | None = None  # the sidecar of a finished shard
     notes: int = 0                   # selected notes assigned to it in this run
     closed: bool = False             # no more notes will be assigned

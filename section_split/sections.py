@@ -70,11 +70,12 @@ def _split_headers(segments: list[str]) -> list[str]:
         titles = [h.strip() for h in _HEADER.findall("\n" + segment) if is_title(h.strip())]
         for title in titles:
             # FIRST occurrence in what is left, which may precede the line the title
-            # was found on; a later title can then be missing from the rest (the
-            # original's str.index raised ValueError).
+            # was found on. The original's str.index would raise ValueError if it were
+            # missing; that seems unreachable (each title lies after the previous one's
+            # line) but is mapped to the same error as the original's other raises.
             ind = segment.find(title)
             if ind < 0:
-                raise SectionSplitError("section title not found after an earlier title")
+                raise SectionSplitError("section title not found in the rest of its block")
             prefix = segment[:ind].strip()
             if prefix:
                 out.append(prefix)
