@@ -324,7 +324,9 @@ def _check_output_dir(out: Path, settings: dict[str, Any]) -> None:
 
 def _git_commit() -> str | None:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+        # full hash, "-dirty" when the checkout has uncommitted changes
+        return subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=40"],
+                              cwd=Path(__file__).resolve().parent,
                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None

@@ -20,6 +20,7 @@ empty sentences skipped, whitespace-only ones kept, each followed by `\\n`, then
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Any, Iterable
 
 import numpy as np
@@ -222,7 +223,9 @@ def build_pipeline(spacy_model: str | None = None) -> tuple[Language, str]:
                        f"parser (tagger, NER excluded) + original forced starts + [**...**] merge")
     else:
         nlp = spacy.blank("en")
-        nlp.tokenizer = combined_rule_tokenizer(nlp)
+        with warnings.catch_warnings():  # scispaCy's own prefix regex: "Possible set union"
+            warnings.simplefilter("ignore", FutureWarning)
+            nlp.tokenizer = combined_rule_tokenizer(nlp)
         nlp.add_pipe("clinical_pysbd_sentencizer")
         nlp.add_pipe("clinical_forced_sentence_starts")
         nlp.add_pipe("deid_placeholder_merge")
