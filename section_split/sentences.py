@@ -107,6 +107,11 @@ def merge_placeholders(doc: Doc) -> Doc:
     original's spaCy 2 `Doc.merge(start_idx, end_idx)` silently skipped spans not on
     token boundaries; here they are expanded to whole tokens (and overlapping ones
     joined) so the no-boundary-inside guarantee holds for every placeholder.
+
+    Faithfully odd: in the original pattern the greedy `.{0,15}` swallows the closing
+    `**]` of a placeholder shorter than 16 characters (e.g. `[**2151-7-16**]`), so the
+    match runs on to the next `**]` on the same line and that whole stretch, words and
+    sentence ends included, becomes one token (one sentence cannot end inside it).
     """
     text = _text(doc)
     if "[**" not in text:
