@@ -6,7 +6,9 @@ inputs of the real shapes, dropout on, one optimizer step per batch:
   - tf_xla:  the same with XLA auto-clustering (TF_XLA_FLAGS=--tf_xla_cpu_global_jit)
   - torch:   transformers BertForPreTraining + torch.optim.AdamW, float32 (the peer)
 Each runs in its own subprocess (XLA flags must be set before TF starts; no cross-talk),
-warm-up steps first, then timed steps. Prints examples/s per engine and batch size.
+warm-up steps first, then timed steps. Prints examples/s per engine and batch size, and
+the median CPU seconds per step (all threads): on a shared machine wall time depends on
+the other load, CPU time much less.
 
   python -m bench.bench_run_pretraining [--batch_sizes 8,32] [--engines tf,tf_xla,torch]
       [--warmup 2] [--steps 5] [--threads 2]
@@ -49,7 +51,8 @@ def random_batch(batch: int, seed: int = 0) -> dict:
     }
 
 
-def run_tf(batch: int, warmup: int, steps: int, threads: int, xla: bool) -> list[float]:
+def run_tf(batch: int, warmup: int, steps: int, threads: int, xla: bool) -> list:
+    """(wall, process CPU) seconds of each timed step."""
     import tensorflow as tf
     from bert import modeling
     from bert.run_pretraining import Options, model_fn_builder, session_config
@@ -68,13 +71,13 @@ def run_tf(batch: int, warmup: int, steps: int, threads: int, xla: bool) -> list
     with tf1.Session(graph=graph, config=session_config(opts)) as sess:
         sess.run(init)
         for _ in range(warmup + steps):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             sess.run([spec.train_op, spec.loss])
-            times.append(time.perf_counter() - t)
+            times.append((time.perf_counter() - t, time.process_time() - c))
     return times[warmup:]
 
 
-def run_torch(batch: int, warmup: int, steps: int, threads: int) -> list[float]:
+def run_torch(batch: int, warmup: int, steps: int, threads: int) -> list:
     import torch
     from transformers import BertConfig, BertForPreTraining
     torch.manual_seed(0)
@@ -97,13 +100,13 @@ def run_torch(batch: int, warmup: int, steps: int, threads: int) -> list[float]:
                                                   dtype=torch.long)}
     times = []
     for _ in range(warmup + steps):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         loss = model(**inputs).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        times.append(time.perf_counter() - t)
+        times.append((time.perf_counter() - t, time.process_time() - c))
     return times[warmup:]
 
 
@@ -145,14 +148,15 @@ def main() -> None:
             if res.returncode or not line:
                 print(f"{engine:7s} batch {batch:3d}: FAILED\n{res.stderr[-1500:]}", flush=True)
                 continue
-            times = json.loads(line[0][7:])["times"]
-            eps = batch * len(times) / sum(times)
+            walls, cpus = zip(*json.loads(line[0][7:])["times"])
+            eps = batch * len(walls) / sum(walls)
             results[(engine, batch)] = eps
             ratio = ""
             if engine != "torch" and ("torch", batch) in results:
                 ratio = f"  ({eps / results[('torch', batch)]:.2f}x torch)"
             print(f"{engine:7s} batch {batch:3d}: {eps:6.2f} examples/s, "
-                  f"median step {np.median(times):6.2f} s{ratio}  "
+                  f"median step {np.median(walls):6.2f} s wall, {np.median(cpus):6.2f} s CPU"
+                  f"{ratio}  "
                   f"[wall incl. start-up {time.perf_counter() - t0:.0f} s]", flush=True)
         for engine in args.engines.split(","):
             if engine != "torch" and (engine, batch) in results and ("torch", batch) in results:
