@@ -98,6 +98,27 @@ def test_model_free_pipeline_output(nlp):
     assert (n_sentences, n_words) == (6, 13 + 3 + 2 + 1 + 4 + 3)
 
 
+def test_model_branch_with_a_tiny_parser(tmp_path):
+    # en_core_sci_md is not installable here; a freshly initialised (untrained) parser
+    # saved to disk exercises the same branch: load by path, components around the
+    # parser in the original's order, placeholder merge on a parsed doc.
+    from spacy.training import Example
+    tiny = spacy.blank("en")
+    tiny.add_pipe("parser")
+    doc = tiny.make_doc("He ran home . She sat .")
+    example = Example.from_dict(doc, {"heads": [1, 1, 1, 1, 5, 5, 5],
+                                      "deps": ["nsubj", "ROOT", "advmod", "punct", "nsubj", "ROOT", "punct"]})
+    tiny.initialize(get_examples=lambda: [example])
+    tiny.to_disk(tmp_path / "tiny")
+    nlp, description = build_pipeline(str(tmp_path / "tiny"))
+    assert nlp.pipe_names == ["clinical_forced_sentence_starts", "parser", "deid_placeholder_merge"]
+    assert "parser" in description and "model-free" not in description
+    doc = nlp("He is fine - the end . Seen at [**Name - Doe**] today .")
+    assert "[**Name - Doe**]" in [t.text for t in doc]
+    assert [t.is_sent_start for t in doc if t.text in ("the", "Seen")] == [True, True]  # forced
+    assert "".join(s.text_with_ws for s in doc.sents) == doc.text
+
+
 def test_missing_model_is_a_clear_error():
     with pytest.raises(SpacyModelError, match="en_core_sci_md_not_installed_here.*not found"):
         build_pipeline("en_core_sci_md_not_installed_here")
