@@ -58,7 +58,8 @@ def _process_batch(texts: list[str], fix_known_bugs: bool) -> list[tuple[str, in
     """(text, sentences, words, drop reason, detail) per note text, in order.
 
     Any exception drops only its note (the original caller also dropped the note on any
-    exception), with the reason and the exception message, never note text.
+    exception). The detail is our own SectionSplitError message or, for anything else,
+    the exception type only: other libraries' messages may quote note text.
     """
     sections: list[list[str] | tuple[str, str]] = []
     for text in texts:
@@ -67,7 +68,7 @@ def _process_batch(texts: list[str], fix_known_bugs: bool) -> list[tuple[str, in
         except SectionSplitError as exc:
             sections.append(("split_error", str(exc)))
         except Exception as exc:  # a bug or a pathological note: count it, keep going
-            sections.append(("split_error", f"{type(exc).__name__}: {exc}"[:300]))
+            sections.append(("split_error", type(exc).__name__))
     flat = [s for x in sections if isinstance(x, list) for s in x]
     try:
         docs = iter(list(_NLP.pipe(flat)))
@@ -78,7 +79,7 @@ def _process_batch(texts: list[str], fix_known_bugs: bool) -> list[tuple[str, in
             try:
                 per_note.append([_NLP(s) for s in x] if isinstance(x, list) else x)
             except Exception as exc:
-                per_note.append(("sentence_error", f"{type(exc).__name__}: {exc}"[:300]))
+                per_note.append(("sentence_error", type(exc).__name__))
     out = []
     for x in per_note:
         if isinstance(x, tuple):
