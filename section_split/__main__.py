@@ -453,6 +453,9 @@ def main(argv: list[str] | None = None) -> int:
     except (NotesInputError, SpacyModelError, SettingsMismatch) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # output folder not writable, disk full, ...: names the path
+        print(f"error: {exc.filename or args.output_dir}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0
 
 
