@@ -26,6 +26,8 @@ import resource
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -227,7 +229,7 @@ class _Run:
         if self.pool is None:
             result: Any = _process_batch(texts, self.args.fix_known_bugs)
         else:
-            result = self.pool.apply_async(_process_batch, (texts, self.args.fix_known_bugs))
+            result = self.pool.submit(_process_batch, texts, self.args.fix_known_bugs)
         self.inflight.append((self.batch, result))
         self.batch, self.batch_chars = [], 0
         while len(self.inflight) >= self.max_inflight:
@@ -236,7 +238,7 @@ class _Run:
     def collect(self) -> None:
         """Write the oldest batch's results, in order, and finish completed shards."""
         batch, result = self.inflight.popleft()
-        results = iter(result if isinstance(result, list) else result.get())
+        results = iter(result if isinstance(result, list) else result.result())
         words = 0
         for shard, note, todo in batch:
             stats = shard.stats.setdefault(note.category, _new_stats())
@@ -423,7 +425,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     _check_output_dir(out, settings)
-    pool = multiprocessing.get_context("fork").Pool(args.num_workers) if args.num_workers > 1 else None
+    # Workers fork from this process, which already holds the pipeline. An executor, not
+    # multiprocessing.Pool: a worker killed (e.g. out of memory) fails the run loudly
+    # (BrokenProcessPool) instead of hanging; finished shards stay for the rerun.
+    pool = (ProcessPoolExecutor(args.num_workers, mp_context=multiprocessing.get_context("fork"))
+            if args.num_workers > 1 else None)
     job = _Run(args, settings, pool)
     try:
         for note in itertools.chain([first] if first is not None else [], notes):
@@ -434,8 +440,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise
     finally:
         if pool is not None:
-            pool.terminate()
-            pool.join()
+            pool.shutdown(wait=True, cancel_futures=True)
     manifest = _manifest(job, args, settings, splitter, time.monotonic() - start)
     write_json_atomic(out / MANIFEST, manifest)
     t = manifest["totals"]
@@ -452,6 +457,10 @@ def main(argv: list[str] | None = None) -> int:
         run(args)
     except (NotesInputError, SpacyModelError, SettingsMismatch) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenProcessPool:
+        print(f"error: a worker process died (out of memory?) while processing {args.input}; "
+              "finished shards are kept, rerun to resume", file=sys.stderr)
         return 1
     except OSError as exc:  # output folder not writable, disk full, ...: names the path
         print(f"error: {exc.filename or args.output_dir}: {exc.strerror or exc}", file=sys.stderr)
