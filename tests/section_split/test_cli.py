@@ -198,3 +198,27 @@ def test_missing_spacy_model_through_the_cli(notes_csv, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "en_core_sci_md" in err[0] and "not found" in err[0]
     assert not out.exists()
+
+
+def test_sentence_error_drops_only_its_note(monkeypatch):
+    # A failure inside spaCy for one note: the batch is redone note by note, only that
+    # note is dropped, and the detail is the exception type (its message quotes text).
+    nlp = build_pipeline(None)[0]
+
+    class Flaky:
+        def pipe(self, texts):
+            texts = list(texts)
+            if any("BOOM" in t for t in texts):
+                raise ValueError("cannot handle 'BOOM here.'")
+            return nlp.pipe(texts)
+
+        def __call__(self, text):
+            if "BOOM" in text:
+                raise ValueError("cannot handle 'BOOM here.'")
+            return nlp(text)
+
+    monkeypatch.setattr(cli, "_NLP", Flaky())
+    out = cli._process_batch(["Fine note. Really.", "BOOM here.", "Another one."], False)
+    assert [(o[3], o[4]) for o in out] == [(None, None), ("sentence_error", "ValueError"), (None, None)]
+    assert out[0][:3] == note_text([nlp("Fine note. Really.")])
+    assert out[2][:3] == note_text([nlp("Another one.")])
