@@ -330,3 +330,19 @@ def test_config_checkpoint_mismatch_fails_cleanly_via_cli(tiny_config, records, 
                      r"\[\d+(, \d+)*\] in the model", msg), msg
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
     assert (out / "keep.txt").read_text() == "precious"
+
+
+def test_corrupt_record_mid_file_stops_with_step_and_keeps_checkpoints(tiny_config, records,
+                                                                        tmp_path):
+    """A record whose bytes were damaged after the first one: a clear error naming the
+    step, earlier checkpoints kept, none written for the failed step."""
+    data = bytearray(Path(records).read_bytes())
+    data[len(data) // 10: len(data) // 10 + 64] = bytes(64)
+    bad = tmp_path / "corrupt.tfrecord"
+    bad.write_bytes(bytes(data))
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match=r"training failed at step (\d+) \(DataLossError"):
+        _in_process(_opts(tiny_config, str(bad), out, num_train_steps=1000,
+                          save_checkpoints_steps=5, log_every_n_steps=50))
+    kept = tf.train.latest_checkpoint(str(out))
+    assert kept is not None and int(kept.rsplit("-", 1)[1]) % 5 == 0
