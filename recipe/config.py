@@ -191,6 +191,8 @@ def lock_run_dir(run_dir: Path, cfg: dict[str, Any]) -> None:
         if diffs:
             raise RecipeError(f"{run_dir} holds a run with other settings ({'; '.join(diffs)}); "
                               "use a new --run_dir, or delete that folder to start over")
+        if old == cfg:
+            return
     write_json_atomic(path, cfg)
 
 

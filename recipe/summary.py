@@ -73,6 +73,19 @@ def plot_curves(series: dict[str, list[tuple[int, float]]], png: Path) -> bool:
     return True
 
 
+def reference_verdict(report: dict[str, Any]) -> dict[str, Any]:
+    """The headline of a compare_weights report against a published model."""
+    weights = report.get("weights", {})
+    return {
+        "layers": {name: {k: layer.get(k) for k in ("n_tensors", "n_differing", "rel_l2")}
+                   for name, layer in weights.get("layers", {}).items()},
+        "differing_tensors": len(weights.get("differing", [])),
+        "config_differences": report.get("config"),
+        "vocab": report.get("vocab"),
+        "text": report.get("text"),
+    }
+
+
 def write_summary(run: "Run") -> dict[str, Any]:
     sections = _read_json(run.text_dir / "manifest.json") or {}
     sidecars = [_read_json(p) for p in sorted(run.tfrecord_dir.glob("*.tfrecord.json"))]
@@ -90,9 +103,8 @@ def write_summary(run: "Run") -> dict[str, Any]:
         "global_step": int(eval_results.get("global_step", 0)) or None,
         "eval": eval_results or None,
         "export_dir": str(run.export_dir) if (run.export_dir / "config.json").exists() else None,
-        "export_matches_checkpoint": None if export_check is None else export_check.get("passed"),
-        "reference_comparison": None if reference is None else {
-            k: reference.get(k) for k in ("verdict", "max_rel_diff", "text") if k in reference},
+        "export_matches_checkpoint": None if export_check is None else export_check["check"]["passed"],
+        "reference_comparison": None if reference is None else reference_verdict(reference),
         "training_curves": str(png) if has_curves else None,
     }
     write_json_atomic(run.dir / "summary.json", summary)
