@@ -407,7 +407,8 @@ def train(opts: Options, bert_config: modeling.BertConfig, input_files: list[str
     latest = tf1.train.latest_checkpoint(opts.output_dir)
     start_step = int(tf.train.load_variable(latest, "global_step")) if latest else 0
     if latest:
-        logging.info("Resuming from %s (global_step %d)", latest, start_step)
+        logging.info("Resuming from %s (global_step %d); skipping the %d batches already "
+                     "trained on", latest, start_step, start_step)
     if start_step >= opts.num_train_steps:
         logging.info("Already trained to step %d >= num_train_steps %d; nothing to do",
                      start_step, opts.num_train_steps)
