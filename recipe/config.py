@@ -26,11 +26,12 @@ PUBLISHED = dict(
 STEPS_BY_CORPUS = {"all": 150000, "discharge": 100000}
 
 # The demo: synthetic notes, a vocab built from them, a tiny BERT trained from scratch.
+# Sized to finish in a few minutes on 2 CPU cores and still learn the frequent patterns.
 DEMO = dict(
-    demo_notes=300, demo_seed=0, vocab_size=4000,
+    demo_notes=1000, demo_seed=0, vocab_size=4000,
     tiny_hidden_size=128, tiny_layers=2, tiny_heads=2, tiny_intermediate_size=512,
-    dupe_factor=2, train_batch_size=16, learning_rate=1e-3, num_train_steps=300,
-    num_warmup_steps=30, save_checkpoints_steps=100, max_eval_steps=20,
+    dupe_factor=3, train_batch_size=32, learning_rate=5e-4, num_train_steps=1000,
+    num_warmup_steps=100, save_checkpoints_steps=500, max_eval_steps=20,
 )
 
 STEP_NAMES = ("notes", "sections", "vocab", "tfrecords", "pretrain", "export", "compare", "summary")

@@ -19,7 +19,9 @@ def main(argv: list[str]) -> int:
         return 2
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import pipeline
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.set_verbosity_error()  # the MLM head loads without the NSP head: expected
     fill = pipeline("fill-mask", model=argv[1], tokenizer=argv[1], top_k=3)
     for sentence in argv[2:] or PROBES:
         guesses = ", ".join(f"{p['token_str']} ({p['score']:.2f})" for p in fill(sentence))

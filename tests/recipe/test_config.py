@@ -72,7 +72,7 @@ def test_changed_settings_are_refused_runtime_ones_are_not(tmp_path):
     lock_run_dir(tmp_path, cfg)
     assert json.loads((tmp_path / "config.json").read_text())["num_train_steps"] == cfg["num_train_steps"]
     lock_run_dir(tmp_path, dict(cfg, num_workers=7))  # runtime-only: accepted
-    with pytest.raises(RecipeError, match=r"num_train_steps: 300 -> 5"):
+    with pytest.raises(RecipeError, match=r"num_train_steps: 1000 -> 5"):
         lock_run_dir(tmp_path, dict(cfg, num_train_steps=5))
 
 
