@@ -133,9 +133,17 @@ def step_vocab(run: Run) -> dict[str, Any] | None:
 
 def step_tfrecords(run: Run) -> dict[str, Any]:
     c = run.cfg
-    pattern = str(run.text_dir / "*.txt")
-    text_shards(run)
-    run_command(["bert.create_pretraining_data", "--input_file", pattern,
+    # A text shard all of whose notes were dropped is empty: it has no documents, which
+    # create_pretraining_data (rightly) refuses, so it is left out here, and said so.
+    shards = text_shards(run)
+    empty = [p.name for p in shards if p.stat().st_size == 0]
+    if empty:
+        log(f"{len(empty)} empty text shard(s) skipped (every note dropped, see text/manifest.json): "
+            + ", ".join(empty))
+    inputs = ",".join(str(p) for p in shards if p.stat().st_size > 0)
+    if not inputs:
+        raise RecipeError(f"{run.text_dir}: every text shard is empty; nothing to make TFRecords from")
+    run_command(["bert.create_pretraining_data", "--input_file", inputs,
                  "--output_dir", str(run.tfrecord_dir), "--vocab_file", str(run.vocab_file),
                  flag("do_lower_case", c["do_lower_case"]),
                  flag("max_seq_length", c["max_seq_length"]),
