@@ -32,12 +32,14 @@ def read_eval_results(path: Path) -> dict[str, float]:
 def read_scalars(model_dir: Path) -> dict[str, list[tuple[int, float]]]:
     """Scalar summaries (step, value) per tag from every TensorBoard event file under model_dir."""
     import tensorflow as tf
+    from tensorflow.core.util import event_pb2
 
     series: dict[str, dict[int, float]] = {}
     for events in sorted(model_dir.rglob("events.out.tfevents*")):
         if "eval" in events.parent.name:
             continue
-        for event in tf.compat.v1.train.summary_iterator(str(events)):
+        for record in tf.data.TFRecordDataset(str(events)):
+            event = event_pb2.Event.FromString(record.numpy())
             for value in event.summary.value:
                 tag = value.tag.split("/")[-1]
                 if tag not in CURVE_TAGS:
