@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from bert import tokenization
-from utils.atomic import atomic_path, temp_path_for, write_json_atomic
+from utils.atomic import atomic_paths, write_json_atomic
 from utils.progress import Progress
 
 try:
@@ -406,8 +406,7 @@ def write_instance_to_example_files(instances, tokenizer, max_seq_length,
     """
     import tensorflow as tf  # heavy: only the reference path needs it
 
-    temps = [temp_path_for(f) for f in output_files]
-    try:
+    with atomic_paths(output_files) as temps:
         writers = [tf.io.TFRecordWriter(str(t)) for t in temps]
         for inst_index, instance in enumerate(instances):
             features = instance_features(instance, tokenizer, max_seq_length,
@@ -418,12 +417,6 @@ def write_instance_to_example_files(instances, tokenizer, max_seq_length,
                          "\n".join(f"{k}: {' '.join(map(str, v))}" for k, v in features.items()))
         for w in writers:
             w.close()
-        for t, f in zip(temps, output_files):
-            os.replace(t, f)
-    finally:
-        for t in temps:
-            if t.exists():
-                t.unlink()
     return len(instances)
 
 
@@ -567,8 +560,7 @@ def run(input_files: Sequence[str], output_files: Sequence[str], tokenizer, *,
     order_idx = [FEATURES.index(n) for n in feature_order]
     gen = Progress("documents", total=docs.num_documents * dupe_factor,
                    label=(label + ": " if label else "") + "instances")
-    temps = [temp_path_for(f) for f in output_files]
-    try:
+    with atomic_paths(output_files) as temps:
         n = _cpd_native.create_and_write(
             docs.tokens, docs.seg_start, docs.doc_start, array("q", order), rng.getstate()[1],
             vocab_word_ids, bytes(is_subword), *special, max_seq_length,
@@ -576,12 +568,6 @@ def run(input_files: Sequence[str], output_files: Sequence[str], tokenizer, *,
             bool(do_whole_word_mask), [str(t) for t in temps], order_idx,
             lambda k: gen.update(k))
         gen.done()
-        for t, f in zip(temps, output_files):
-            os.replace(t, f)
-    finally:
-        for t in temps:
-            if t.exists():
-                t.unlink()
     if log_examples:
         _log_examples(output_files, tokenizer)
     return {"documents": docs.num_documents, "segments": docs.num_segments, "instances": n}

@@ -41,6 +41,21 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
+def atomic_paths(paths: "list[str | os.PathLike]") -> Iterator[list[Path]]:
+    """atomic_path for several outputs written together: all are renamed on success,
+    all temporaries deleted on error (so no output of a failed run appears)."""
+    temps = [temp_path_for(p) for p in paths]
+    try:
+        yield temps
+        for tmp, path in zip(temps, paths):
+            os.replace(tmp, path)
+    finally:
+        for tmp in temps:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+
+@contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
     """open() that only makes `path` appear once the block finished without error."""
     with atomic_path(path) as tmp:

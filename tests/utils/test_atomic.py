@@ -30,3 +30,19 @@ def test_failure_leaves_nothing_and_keeps_old_file(tmp_path):
             raise RuntimeError("killed")
     assert target.read_text() == '{\n  "a": 1\n}\n'
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_atomic_paths_all_or_nothing(tmp_path):
+    from utils.atomic import atomic_paths
+
+    targets = [tmp_path / "a.rec", tmp_path / "b.rec"]
+    with pytest.raises(OSError):
+        with atomic_paths(targets) as temps:
+            temps[0].write_text("half")
+            raise OSError("disk full")
+    assert list(tmp_path.iterdir()) == []
+    with atomic_paths(targets) as temps:
+        for t, text in zip(temps, ("A", "B")):
+            t.write_text(text)
+    assert [p.read_text() for p in targets] == ["A", "B"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.rec", "b.rec"]
