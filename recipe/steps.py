@@ -220,6 +220,13 @@ STEPS: dict[str, Callable[[Run], dict[str, Any] | None]] = {
     "compare": step_compare, "summary": step_summary,
 }
 ALWAYS_RUN = {"summary"}
+# Run-time options (outside the locked settings) that change what a step does: a marker
+# written under other values does not count as done.
+STEP_OPTIONS = {"compare": ("reference",)}
+
+
+def step_options(run: Run, step: str) -> dict[str, Any]:
+    return {k: run.cfg.get(k) for k in STEP_OPTIONS.get(step, ())}
 
 
 def is_done(run: Run, step: str) -> bool:
@@ -227,7 +234,8 @@ def is_done(run: Run, step: str) -> bool:
     if not path.exists():
         return False
     record = json.loads(path.read_text())
-    return all(Path(p).exists() for p in record.get("outputs", []))
+    return (record.get("options", {}) == step_options(run, step)
+            and all(Path(p).exists() for p in record.get("outputs", [])))
 
 
 def run_steps(run: Run, steps: list[str]) -> None:
@@ -243,6 +251,7 @@ def run_steps(run: Run, steps: list[str]) -> None:
         if record is None:
             log(f"{head}: nothing to do in this configuration")
             record = {"outputs": []}
-        record.update(step=step, seconds=round(seconds, 1), finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        record.update(step=step, options=step_options(run, step), seconds=round(seconds, 1),
+                      finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
         write_json_atomic(run.marker(step), record)
         log(f"{head}: done in {seconds:.1f} s")
