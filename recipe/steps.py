@@ -57,7 +57,7 @@ def log(msg: str) -> None:
     print(f"[recipe] {msg}", file=sys.stderr, flush=True)
 
 
-def run_command(args: list[str], log_file: Path | None = None) -> None:
+def run_command(args: list[str]) -> None:
     """Run a stage CLI with this venv's Python from the repo root; stderr passes through."""
     cmd = [sys.executable, "-m", *args]
     log("$ " + " ".join(shlex.quote(a) for a in ["python", "-m", *args]))
