@@ -400,6 +400,23 @@ def _summary(tag_values: dict) -> tf1.Summary:
                               for k, v in tag_values.items()])
 
 
+def _build_spec(opts: Options, bert_config: modeling.BertConfig, input_files: list[str],
+                latest: str | None, mode: str, **input_kwargs):
+    """In the current graph: the input pipeline and model_fn for `mode` ("train"/"eval"),
+    as the Estimator wired input_fn to model_fn. `init_checkpoint` only applies when
+    output_dir holds no checkpoint yet."""
+    tf1.set_random_seed(opts.seed)
+    batch_size = opts.train_batch_size if mode == "train" else opts.eval_batch_size
+    dataset = input_fn_builder(input_files, opts.max_seq_length, opts.max_predictions_per_seq,
+                               is_training=mode == "train", **input_kwargs)(
+        {"batch_size": batch_size})
+    features = tf1.data.make_one_shot_iterator(dataset).get_next()
+    model_fn = model_fn_builder(
+        bert_config, None if latest else opts.init_checkpoint, opts.learning_rate,
+        opts.num_train_steps, opts.num_warmup_steps, compute_type=opts.compute_type)
+    return model_fn(features, None, mode, {"batch_size": batch_size})
+
+
 def train(opts: Options, bert_config: modeling.BertConfig, input_files: list[str],
           extra_config: dict | None = None) -> int:
     """Train until global_step == num_train_steps, resuming from output_dir if it holds a
@@ -416,18 +433,10 @@ def train(opts: Options, bert_config: modeling.BertConfig, input_files: list[str
 
     graph = tf.Graph()
     with graph.as_default():
-        tf1.set_random_seed(opts.seed)
         # On resume, skip the batches already trained on so that the data order is the
         # one an uninterrupted run would have had (the Estimator restarted it instead).
-        dataset = input_fn_builder(input_files, opts.max_seq_length,
-                                   opts.max_predictions_per_seq, is_training=True,
-                                   seed=opts.seed, skip_batches=start_step)(
-            {"batch_size": opts.train_batch_size})
-        features = tf1.data.make_one_shot_iterator(dataset).get_next()
-        model_fn = model_fn_builder(
-            bert_config, None if latest else opts.init_checkpoint, opts.learning_rate,
-            opts.num_train_steps, opts.num_warmup_steps, compute_type=opts.compute_type)
-        spec = model_fn(features, None, "train", {"batch_size": opts.train_batch_size})
+        spec = _build_spec(opts, bert_config, input_files, latest, "train",
+                           seed=opts.seed, skip_batches=start_step)
         global_step = tf1.train.get_global_step()
         learning_rate = optimization.learning_rate_schedule(
             global_step, opts.learning_rate, opts.num_train_steps, opts.num_warmup_steps)
@@ -498,15 +507,7 @@ def evaluate(opts: Options, bert_config: modeling.BertConfig, input_files: list[
     latest = tf1.train.latest_checkpoint(opts.output_dir)
     graph = tf.Graph()
     with graph.as_default():
-        tf1.set_random_seed(opts.seed)
-        dataset = input_fn_builder(input_files, opts.max_seq_length,
-                                   opts.max_predictions_per_seq, is_training=False)(
-            {"batch_size": opts.eval_batch_size})
-        features = tf1.data.make_one_shot_iterator(dataset).get_next()
-        model_fn = model_fn_builder(
-            bert_config, None if latest else opts.init_checkpoint, opts.learning_rate,
-            opts.num_train_steps, opts.num_warmup_steps, compute_type=opts.compute_type)
-        spec = model_fn(features, None, "eval", {"batch_size": opts.eval_batch_size})
+        spec = _build_spec(opts, bert_config, input_files, latest, "eval")
         global_step = tf1.train.get_or_create_global_step()
         restore = _restorer(tf1.train.Saver(), latest)
         updates = [u for _, u in spec.eval_metrics.values()]
