@@ -389,37 +389,3 @@ def check_output_dir(output_dir: str | os.PathLike, overwrite: bool) -> None:
         raise CheckpointError(f"{out}: output path exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise CheckpointError(f"{out}: output folder exists and is not empty (pass --overwrite to replace it)")
-
-
-def make_temp_dir(output_dir: str | os.PathLike) -> Path:
-    """A fresh folder beside `output_dir` (same filesystem) to build the output in."""
-    import tempfile
-    out = Path(output_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-
-
-def publish_dir(tmp_dir: Path, output_dir: str | os.PathLike) -> Path:
-    """Move a finished temp folder to `output_dir`, replacing it (checked by `check_output_dir`).
-
-    The old folder is first renamed aside, so at every moment either the old or the new
-    complete folder is under the final name (never a half-written one).
-    """
-    import shutil
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp_dir, 0o777 & ~umask)  # mkdtemp/mkstemp create private (0700/0600) entries
-    for f in tmp_dir.iterdir():
-        os.chmod(f, 0o666 & ~umask)
-    out = Path(output_dir)
-    old = None
-    if out.is_dir():
-        if any(out.iterdir()):
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.replace(out, old)
-        else:
-            out.rmdir()
-    os.replace(tmp_dir, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-    return out

@@ -62,9 +62,8 @@ def convert_from_hf(hf_model_dir: str | os.PathLike, output_dir: str | os.PathLi
               "recorded (transformers would lower-case by default)", file=sys.stderr)
     cm.check_output_dir(output_dir, overwrite)
 
-    from utils.atomic import write_json_atomic
-    tmp = cm.make_temp_dir(output_dir)
-    try:
+    from utils.atomic import atomic_dir, write_json_atomic
+    with atomic_dir(output_dir) as tmp:
         cm.write_tf_checkpoint(weights, tmp / CHECKPOINT_NAME)
         (tmp / "checkpoint").write_text(f'model_checkpoint_path: "{CHECKPOINT_NAME}"\n'
                                         f'all_model_checkpoint_paths: "{CHECKPOINT_NAME}"\n')
@@ -74,10 +73,7 @@ def convert_from_hf(hf_model_dir: str | os.PathLike, output_dir: str | os.PathLi
         if do_lower_case is not None:
             write_json_atomic(tmp / cm.TRAINING_CONFIG,
                               {"do_lower_case": do_lower_case, "converted_from": str(hf_dir.resolve())})
-        out = cm.publish_dir(tmp, output_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    out = Path(output_dir)
     print(f"wrote {out / CHECKPOINT_NAME} ({len(weights)} tensors from {hf_dir})", file=sys.stderr)
     return out
 

@@ -33,6 +33,7 @@ from absl import app, flags
 
 from bert import checkpoint_map as cm
 from bert.checkpoint_map import CheckpointError
+from utils.atomic import atomic_dir, write_json_atomic
 
 TOLERANCE_EXACT_GELU = 1e-4
 TOLERANCE_ERF_GELU = 2e-2
@@ -69,7 +70,6 @@ def write_hf_folder(folder: Path, tf_weights: dict[str, np.ndarray], bert_config
                     vocab_file: str | os.PathLike, do_lower_case: bool, exact_gelu: bool) -> None:
     """Write every file of the HF folder into `folder` (an existing, empty temp folder)."""
     from safetensors.numpy import save_file
-    from utils.atomic import write_json_atomic
     save_file(cm.tf_to_hf_weights(tf_weights), str(folder / cm.HF_WEIGHTS), metadata={"format": "pt"})
     write_json_atomic(folder / "config.json", hf_config(bert_config, exact_gelu))
     shutil.copyfile(vocab_file, folder / "vocab.txt")
@@ -228,15 +228,11 @@ def convert(tf_checkpoint: str | os.PathLike, output_dir: str | os.PathLike,
     if verify_tolerance is None:
         verify_tolerance = TOLERANCE_EXACT_GELU if exact_gelu else TOLERANCE_ERF_GELU
 
-    tmp = cm.make_temp_dir(output_dir)
-    try:
+    with atomic_dir(output_dir) as tmp:
         write_hf_folder(tmp, weights, config, vocab_file, do_lower_case, exact_gelu)
         if verify:
             verify_export(prefix, str(bert_config_file), tmp, verify_tolerance)
-        out = cm.publish_dir(tmp, output_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    out = Path(output_dir)
     print(f"wrote {out} ({len(weights)} tensors from {prefix}, do_lower_case={do_lower_case}, "
           f"hidden_act={hf_config(config, exact_gelu)['hidden_act']})", file=sys.stderr)
     return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterator
@@ -21,10 +22,14 @@ def temp_path_for(path: str | os.PathLike) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
     os.close(fd)
     # mkstemp creates 0600; give the final file the usual permissions (0666 & ~umask).
+    os.chmod(tmp, 0o666 & ~_umask())
+    return Path(tmp)
+
+
+def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    return Path(tmp)
+    return umask
 
 
 @contextlib.contextmanager
@@ -53,6 +58,35 @@ def atomic_paths(paths: "list[str | os.PathLike]") -> Iterator[list[Path]]:
         for tmp in temps:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Build a folder under a temporary name beside `path`; on success it replaces `path`
+    (the old folder is first renamed aside, so at every moment either the old or the new
+    complete folder is under the final name), on error the temporary folder is removed."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        yield tmp
+        umask = _umask()
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp/mkstemp create private (0700/0600) entries
+        for f in tmp.iterdir():
+            os.chmod(f, 0o666 & ~umask)
+        old = None
+        if out.is_dir():
+            if any(out.iterdir()):
+                old = out.parent / f".{out.name}.old-{os.getpid()}"
+                os.replace(out, old)
+            else:
+                out.rmdir()
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 @contextlib.contextmanager

@@ -46,3 +46,22 @@ def test_atomic_paths_all_or_nothing(tmp_path):
             t.write_text(text)
     assert [p.read_text() for p in targets] == ["A", "B"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.rec", "b.rec"]
+
+
+def test_atomic_dir_replaces_whole_folder_or_nothing(tmp_path):
+    from utils.atomic import atomic_dir
+
+    out = tmp_path / "model"
+    with atomic_dir(out) as tmp:
+        (tmp / "config.json").write_text("v1")
+    assert [p.name for p in out.iterdir()] == ["config.json"]
+    with pytest.raises(ValueError):
+        with atomic_dir(out) as tmp:
+            (tmp / "config.json").write_text("v2")
+            raise ValueError("verification failed")
+    assert (out / "config.json").read_text() == "v1"
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no temporary left
+    with atomic_dir(out) as tmp:
+        (tmp / "weights").write_text("v3")
+    assert [p.name for p in out.iterdir()] == ["weights"]
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
