@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -106,3 +107,37 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, ensure_ascii=False) + "\n")
+
+
+# Every temporary this module makes is `.NAME.tmp-XXXX` (file or folder) or, while a
+# folder is swapped in, `.NAME.old-PID`.
+_TEMP_NAME = re.compile(r"^\..+\.(tmp-[A-Za-z0-9_]+|old-\d+)$")
+
+
+def is_temp_name(name: str) -> bool:
+    """True for the names of this module's temporaries (see temp_path_for, atomic_dir)."""
+    return bool(_TEMP_NAME.match(name))
+
+
+def remove_stale_temps(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
+    """Delete the temporaries a killed run left in `folder` (and below, if `recursive`).
+
+    Call it only while no other process writes into `folder` (the recipe holds its run
+    folder lock; a stage run alone owns its output folder). Only names made by this
+    module are touched, so user files beside them are safe. Returns what was removed.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    removed: list[Path] = []
+    entries = root.rglob(".*") if recursive else root.glob(".*")
+    for path in sorted(entries, key=lambda p: len(p.parts)):
+        if not is_temp_name(path.name) or any(parent in removed for parent in path.parents):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        removed.append(path)
+    return removed
