@@ -1,11 +1,11 @@
-"""Create masked-LM / next-sentence TFRecords, record-identical to Google BERT's script.
+r"""Create masked-LM / next-sentence TFRecords, record-identical to Google BERT's script.
 
 Same flags, defaults, records and record order as Google's `create_pretraining_data.py`
 (2019, with `do_whole_word_mask`) for the same inputs, vocab and seed. Two
 implementations of the instance loop:
 
 - the reference path: Google's algorithm almost line for line on token strings, with
-  Python's `random.Random` (`create_training_instances` and friends below). Slow, and
+  Python's `random.Random` (bert.pretraining_reference). Slow, and
   ~130 bytes of memory per byte of text; it is the obviously-correct definition, used
   when the native helper is not built and by the tests/bench as the yardstick;
 - the fast path (`bert/_cpd_native.c`): the same loop in C on a flat uint16/int32
@@ -248,7 +248,16 @@ def _main_one_run(input_files: list[str], output_file: str, tokenizer, settings:
     return run(input_files, outputs, tokenizer, **settings, **options)
 
 
-if __name__ == "__main__":
+def _cli() -> None:
     from absl import app
     define_flags()
+    # absl's --help/--helpfull exit with status 1; a help request is not an error.
+    help_flags = {"--help": True, "-h": True, "-?": True, "--helpshort": True, "--helpfull": False}
+    for arg in sys.argv[1:]:
+        if arg in help_flags:
+            app.usage(shorthelp=help_flags[arg], writeto_stdout=True, exitcode=0)
     app.run(absl_main("create_pretraining_data", main))
+
+
+if __name__ == "__main__":
+    _cli()
