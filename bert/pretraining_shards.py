@@ -110,6 +110,8 @@ def run_shards(jobs: list[dict], executor: ExecutorSettings) -> dict[str, int]:
         if stale:
             log.info("%s: removed %d temp file(s) left by an earlier, interrupted run", folder, len(stale))
     log.info("%d shard(s) on %s", len(jobs), executor.describe())
+    if executor.uses_dask:  # Dask's INFO lines (every connection) would drown ours
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")  # read when dask loads
     progress = Progress("shards", total=len(jobs), label="create_pretraining_data")
     with work_executor(executor) as pool:
         futures = [pool.submit(run_shard, job) for job in jobs]
