@@ -34,9 +34,10 @@ import time
 from array import array
 from typing import Sequence
 
-from bert.pretraining_io import (FlatDocuments, InputError, check_output_folder,  # noqa: F401
-                                 check_settings, load_tokenizer, output_errors, read_documents,
-                                 read_flat_documents, remove_stale_output_temps)
+from bert.pretraining_io import (FlatDocuments, InputError, OutputError,  # noqa: F401
+                                 check_output_folder, check_settings, load_tokenizer,
+                                 output_errors, read_documents, read_flat_documents,
+                                 remove_stale_output_temps)
 from bert.pretraining_reference import (create_training_instances, instances_from_documents,  # noqa: F401
                                         write_instance_to_example_files)
 from bert.tfrecord_codec import FEATURES, iter_records, parse_example  # noqa: F401

@@ -220,7 +220,8 @@ def write_instance_to_example_files(instances, tokenizer, max_seq_length,
     """Create TF example files from `TrainingInstance`s; instance k -> file k mod n.
 
     Framing is done by tf.io.TFRecordWriter (imported only here, on the reference path).
-    Each file appears atomically. Returns the number of records written.
+    Each file appears atomically. Returns the number of records written. A write that
+    fails (full disk) is an OSError, as on the fast path.
     """
     import tensorflow as tf  # heavy: only the reference path needs it
 
@@ -229,10 +230,17 @@ def write_instance_to_example_files(instances, tokenizer, max_seq_length,
         for inst_index, instance in enumerate(instances):
             features = instance_features(instance, tokenizer, max_seq_length,
                                          max_predictions_per_seq)
-            writers[inst_index % len(writers)].write(serialize_example(features, feature_order))
+            data = serialize_example(features, feature_order)
+            try:
+                writers[inst_index % len(writers)].write(data)
+            except tf.errors.OpError as exc:  # the writer's I/O error: "PATH; File too large"
+                raise OSError(exc.message.rsplit("; ", 1)[-1]) from None
             if log_examples and inst_index < 20:
                 log.info("*** Example ***\ntokens: %s\n%s", " ".join(instance.tokens),
                          "\n".join(f"{k}: {' '.join(map(str, v))}" for k, v in features.items()))
         for w in writers:
-            w.close()
+            try:
+                w.close()
+            except tf.errors.OpError as exc:
+                raise OSError(exc.message.rsplit("; ", 1)[-1]) from None
     return len(instances)
