@@ -1,8 +1,8 @@
 /* Fast path of bert/create_pretraining_data.py: the instance/masking loop, the final
  * shuffle and the TFRecord writing, in C, record-identical to the reference path.
  *
- * Faithfulness rests on reproducing every draw of Python's random.Random (spec 8 of
- * ../shared/specs/bert_data.md): the MT19937 generator below is CPython's
+ * Faithfulness rests on reproducing every draw of Python's random.Random (the reference
+ * path's generator): the MT19937 generator below is CPython's
  * (Modules/_randommodule.c), started from rng.getstate(); random(), _randbelow(),
  * randint() and shuffle() are re-implemented draw for draw.
  *
@@ -150,7 +150,7 @@ static int build_tokens(const Ctx *c, int32_t *t, int64_t a0, int la, int64_t b0
     return la + lb + 3;
 }
 
-/* create_masked_lm_predictions on ids in t[0..n); spec 5. Masks t in place and leaves
+/* create_masked_lm_predictions on ids in t[0..n) (bert/pretraining_reference.py). Masks t in place and leaves
  * the sorted positions in mpos and the labels in mlab; returns their number. */
 static int mask_instance(Ctx *c, int32_t *t, int n) {
     int ncand = 0, npos = 0;
@@ -159,7 +159,7 @@ static int mask_instance(Ctx *c, int32_t *t, int n) {
         if (id == c->cls_id || id == c->sep_id) continue;
         int sub = c->do_wwm && id >= 0 && id < c->nsubword && c->is_subword[id];
         if (!(sub && ncand >= 1)) c->cand_start[ncand++] = npos;  /* new candidate list */
-        c->cand_pos[npos++] = i;   /* else joins the previous list (always the last one) */
+        c->cand_pos[npos++] = i;   /* else joins the previous list (FAITHFUL: even across [SEP]) */
     }
     c->cand_start[ncand] = npos;
     for (int i = 0; i < ncand; i++) c->cand_order[i] = i;
@@ -167,7 +167,7 @@ static int mask_instance(Ctx *c, int32_t *t, int n) {
         int j = (int)mt_below(&c->rng, (uint64_t)i + 1);
         int32_t tmp = c->cand_order[i]; c->cand_order[i] = c->cand_order[j]; c->cand_order[j] = tmp;
     }
-    /* int(round(len * p)): rint rounds halves to even like Python 3's round(). */
+    /* FAITHFUL: int(round(len * p)); rint rounds halves to even like Python 3's round(). */
     int ntp = (int)rint((double)n * c->masked_lm_prob);
     if (ntp < 1) ntp = 1;
     if (ntp > c->max_pred) ntp = c->max_pred;
@@ -188,7 +188,7 @@ static int mask_instance(Ctx *c, int32_t *t, int n) {
             if (mt_random(&c->rng) < 0.8) t[pos] = c->mask_id;
             else if (mt_random(&c->rng) < 0.5) t[pos] = orig;
             else t[pos] = c->vocab_word_ids[mt_randint(&c->rng, 0, c->nvocab_words - 1)];
-            /* insertion sort by position (labels are sorted by index, spec 5) */
+            /* insertion sort by position (labels are sorted by index) */
             int r = m++;
             while (r > 0 && c->mpos[r - 1] > pos) { c->mpos[r] = c->mpos[r - 1]; c->mlab[r] = c->mlab[r - 1]; r--; }
             c->mpos[r] = pos; c->mlab[r] = orig;
@@ -234,7 +234,7 @@ static int materialise(const Ctx *c, const Inst *in, int32_t *t, int32_t *mpos, 
     return n;
 }
 
-/* create_instances_from_document for shuffled document index `di` (spec 4). */
+/* create_instances_from_document for shuffled document index `di` (bert/pretraining_reference.py). */
 static int from_document(Ctx *c, int64_t di) {
     int64_t doc = c->order[di];
     int64_t s0 = c->doc_start[doc], nseg = c->doc_start[doc + 1] - s0;
@@ -256,7 +256,7 @@ static int from_document(Ctx *c, int64_t di) {
             is_random_next = 1;
             int64_t target_b = target - (a1 - a0);
             int64_t r = 0;
-            for (int t = 0; t < 10; t++) {  /* the 10th pick stands even if == di */
+            for (int t = 0; t < 10; t++) {  /* FAITHFUL: the 10th pick stands even if == di */
                 r = mt_randint(&c->rng, 0, c->ndocs - 1);
                 if (r != di) break;
             }

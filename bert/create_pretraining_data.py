@@ -163,7 +163,7 @@ def _log_examples(output_files: Sequence[str], tokenizer, n: int = 20) -> None:
 # ------------------------------------------------------------------------------- CLI
 
 def define_flags() -> None:
-    """Google's flags and defaults (spec 7) plus parallel-mode and logging options."""
+    """Google's flags and defaults plus the per-shard mode, executor and logging options."""
     from absl import flags
     flags.DEFINE_string("input_file", None, "Input raw text file (or comma-separated list of files).")
     flags.DEFINE_string("output_file", None, "Output TF example file (or comma-separated list of files).")

@@ -65,11 +65,12 @@ def remove_stale_output_temps(output: str | os.PathLike) -> int:
 # ----------------------------------------------------------------------------- reading
 
 def iter_lines(input_files: Sequence[str]) -> Iterator[str]:
-    """Every line of every file, `strip()`-ed; lines end at b"\\n" only (spec 3).
+    """Every line of every file, `strip()`-ed; lines end at b"\\n" only (as Google's
+    readline(): a lone \\r stays inside its line).
 
-    Google decodes bytes with errors ignored; we refuse invalid UTF-8 instead (naming the
-    file and byte offset), because silently dropping bytes of a clinical note changes
-    the data without anyone noticing.
+    DEVIATION: Google decodes bytes with errors ignored; we refuse invalid UTF-8 instead
+    (naming the file and byte offset), because silently dropping bytes of a clinical
+    note changes the data without anyone noticing.
     """
     for path in input_files:
         offset = 0
@@ -88,7 +89,7 @@ def iter_segments(input_files: Sequence[str], tokenize: Callable[[str], list]) -
     """None for each empty line (a document boundary), else the tokens of the line.
 
     A line whose tokenization is empty yields nothing: it neither adds a segment nor
-    starts a document (spec 3). Documents continue across files.
+    starts a document (as in Google's reader). Documents continue across files.
     """
     for line in iter_lines(input_files):
         if not line:

@@ -45,7 +45,7 @@ class TrainingInstance:
 def create_training_instances(input_files, tokenizer, max_seq_length, dupe_factor,
                               short_seq_prob, masked_lm_prob, max_predictions_per_seq, rng,
                               do_whole_word_mask: bool = False) -> list[TrainingInstance]:
-    """Create `TrainingInstance`s from raw text (Google's algorithm, spec 3-5)."""
+    """Create `TrainingInstance`s from raw text (Google's algorithm)."""
     return instances_from_documents(read_documents(input_files, tokenizer), tokenizer,
                                     max_seq_length, dupe_factor, short_seq_prob, masked_lm_prob,
                                     max_predictions_per_seq, rng, do_whole_word_mask)
@@ -70,7 +70,7 @@ def instances_from_documents(all_documents, tokenizer, max_seq_length, dupe_fact
 def create_instances_from_document(all_documents, document_index, max_seq_length,
                                    short_seq_prob, masked_lm_prob, max_predictions_per_seq,
                                    vocab_words, rng, do_whole_word_mask: bool = False):
-    """Creates `TrainingInstance`s for a single document (spec 4)."""
+    """Creates `TrainingInstance`s for a single document."""
     document = all_documents[document_index]
     max_num_tokens = max_seq_length - 3  # [CLS], [SEP], [SEP]
     target_seq_length = max_num_tokens
@@ -97,8 +97,8 @@ def create_instances_from_document(all_documents, document_index, max_seq_length
                 if len(current_chunk) == 1 or rng.random() < 0.5:
                     is_random_next = True
                     target_b_length = target_seq_length - len(tokens_a)
-                    # Up to 10 tries for another document; the 10th pick stands even if
-                    # it is this document (Google's behaviour, spec 4).
+                    # FAITHFUL: up to 10 tries for another document; the 10th pick
+                    # stands even if it is this document (Google's code does so).
                     for _ in range(10):
                         random_document_index = rng.randint(0, len(all_documents) - 1)
                         if random_document_index != document_index:
@@ -136,13 +136,13 @@ MaskedLmInstance = collections.namedtuple("MaskedLmInstance", ["index", "label"]
 
 def create_masked_lm_predictions(tokens, masked_lm_prob, max_predictions_per_seq, vocab_words,
                                  rng, do_whole_word_mask: bool = False):
-    """Creates the predictions for the masked LM objective (spec 5)."""
+    """Creates the predictions for the masked LM objective."""
     cand_indexes: list[list[int]] = []
     for i, token in enumerate(tokens):
         if token == "[CLS]" or token == "[SEP]":
             continue
-        # Whole word masking: a "##" piece joins the previous candidate, even across
-        # the middle [SEP] (Google's behaviour).
+        # FAITHFUL: with whole word masking a "##" piece joins the previous candidate,
+        # even across the middle [SEP] (Google's code does so).
         if do_whole_word_mask and len(cand_indexes) >= 1 and token.startswith("##"):
             cand_indexes[-1].append(i)
         else:
@@ -150,7 +150,7 @@ def create_masked_lm_predictions(tokens, masked_lm_prob, max_predictions_per_seq
     rng.shuffle(cand_indexes)
 
     output_tokens = list(tokens)
-    # Python 3 round(): halves to even (spec 5).
+    # FAITHFUL: Python 3 round() halves to even (Google's code ran on Python 3 too).
     num_to_predict = min(max_predictions_per_seq,
                          max(1, int(round(len(tokens) * masked_lm_prob))))
     masked_lms = []
@@ -195,7 +195,7 @@ def truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng) -> None:
 
 def instance_features(instance: TrainingInstance, tokenizer, max_seq_length: int,
                       max_predictions_per_seq: int) -> dict[str, list]:
-    """The padded feature lists of one instance (spec 6)."""
+    """The padded feature lists of one instance (Google's features, in its order)."""
     input_ids = tokenizer.convert_tokens_to_ids(instance.tokens)
     input_mask = [1] * len(input_ids)
     segment_ids = list(instance.segment_ids)

@@ -1,6 +1,6 @@
 """WordPiece tokenization, output-identical to Google BERT's `tokenization.py`.
 
-Spec: ../shared/specs/bert_data.md sections 1-2. The classes and functions below keep
+The classes and functions below keep
 Google's names and behaviour (Python 3 branch). On top of them, `FullTokenizer` has a
 fast path for the common case (see `FullTokenizer.tokenize_to_id_bytes`): a line made only of
 printable ASCII (plus tab) is split with one regular expression, which for that alphabet
