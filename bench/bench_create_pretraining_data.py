@@ -41,9 +41,11 @@ FLAGS = ["--do_lower_case=False", "--max_seq_length=128", "--max_predictions_per
 def child(args: list[str]) -> dict:
     """Run the CLI in a fresh process: wall time, CPU time (user+sys, incl. its workers),
     peak RSS of the process itself and of its largest worker (parallel mode)."""
+    # Its own peak is VmHWM: ru_maxrss would start at this (parent) process's RSS, which
+    # Linux carries over a fork + exec.
     code = ("import resource, sys, runpy; sys.argv = ['create_pretraining_data'] + sys.argv[1:]\n"
             "try:\n    runpy.run_module('bert.create_pretraining_data', run_name='__main__')\n"
-            "finally:\n    print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"
+            "finally:\n    print('MAXRSS_KB', open('/proc/self/status').read().split('VmHWM:')[1].split()[0],"
             " resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
