@@ -110,6 +110,7 @@ def _folders(paths: Sequence[str]) -> str:
 
 def _run_reference(input_files, output_files, tokenizer, rng, settings, feature_order,
                    log_examples) -> dict[str, int]:
+    """Google's algorithm on token strings (bert.pretraining_reference), TF's writer."""
     documents = read_documents(input_files, tokenizer)
     if not documents:
         raise InputError(f"{','.join(input_files)}: input has no documents (no tokens)")
