@@ -153,11 +153,11 @@ def read_documents(input_files: Sequence[str], tokenizer) -> list[list[list[str]
     return [x for x in all_documents if x]
 
 
-
 # ----------------------------------------------------------------------- vocab, settings
 
 def check_settings(max_seq_length: int, max_predictions_per_seq: int, dupe_factor: int,
                    masked_lm_prob: float, short_seq_prob: float) -> None:
+    """Refuse settings Google's code would crash on or silently misuse (one line each)."""
     if not 5 <= max_seq_length <= 65536:
         # 5 = [CLS] A [SEP] B [SEP] with randint(2, max_seq_length - 3) well defined.
         raise InputError(f"--max_seq_length={max_seq_length}: must be between 5 and 65536")

@@ -11,6 +11,8 @@ leaves at most a `.NAME.tmp-*` temp, which the next run of the stage removes.
 """
 from __future__ import annotations
 
+import concurrent.futures as cf
+import concurrent.futures.process  # noqa: F401 (cf.process.BrokenProcessPool)
 import hashlib
 import json
 import logging
@@ -21,6 +23,7 @@ from typing import Sequence
 
 from bert.pretraining_io import InputError, load_tokenizer, output_errors
 from utils.atomic import remove_stale_temps, write_json_atomic
+from utils.cli import UserError
 from utils.executor import ExecutorSettings, work_executor
 from utils.progress import Progress
 
@@ -98,6 +101,28 @@ def run_shard(job: dict) -> tuple[str, dict | None]:
     return job["output"], counts
 
 
+class WorkerDiedError(UserError):
+    """A worker process died under a shard (killed, out of memory): one line, rerun resumes."""
+
+
+def _result(future: cf.Future, job: dict) -> tuple[str, dict | None]:
+    """The shard's result. A worker that died (the local pool breaks; Dask gives up on a
+    shard after its retries) is one line naming the output folder or the shard: the
+    OOM killer is the usual cause, not a bug."""
+    try:
+        return future.result()
+    except cf.process.BrokenProcessPool:
+        raise WorkerDiedError(f"{Path(job['output']).parent}: a worker process died while the "
+                              "shards ran (killed, or out of memory: each needs ~3 bytes per byte "
+                              "of its shard's text); rerun the same command to resume") from None
+    except Exception as exc:
+        if type(exc).__name__ != "KilledWorker":  # distributed's, after its retries
+            raise
+        raise WorkerDiedError(f"{job['input']}: every Dask worker that ran this shard died "
+                              "(out of memory? each needs ~3 bytes per byte of the shard's "
+                              "text); rerun the same command to resume") from None
+
+
 def run_shards(jobs: list[dict], executor: ExecutorSettings) -> dict[str, int]:
     """Run the shard jobs where `executor` says (this process, a local pool, Dask); the
     outputs and the returned totals do not depend on it."""
@@ -115,8 +140,8 @@ def run_shards(jobs: list[dict], executor: ExecutorSettings) -> dict[str, int]:
     progress = Progress("shards", total=len(jobs), label="create_pretraining_data")
     with work_executor(executor) as pool:
         futures = [pool.submit(run_shard, job) for job in jobs]
-        for future in futures:  # submission order: the log and totals never depend on timing
-            output, counts = future.result()
+        for job, future in zip(jobs, futures):  # submission order: log and totals never depend on timing
+            output, counts = _result(future, job)
             if counts is None:
                 total["skipped"] += 1
                 log.info("%s: up to date (sidecar matches), skipped", output)

@@ -173,3 +173,31 @@ def test_ctrl_c_with_two_workers_leaves_no_process_and_the_rerun_resumes(shards,
     assert r.returncode == 0, r.stderr
     assert outputs(out) == expected
     assert temps(out) == []
+
+
+def test_a_killed_pool_worker_is_one_line_and_the_rerun_resumes(shards, tmp_path):
+    """The OOM killer's SIGKILL on a local worker: one line naming a shard, exit 1, no
+    traceback; the rerun finishes with the same bytes."""
+    d, args, expected = shards
+    out = tmp_path / "out"
+    proc = popen(*args, "--output_dir", str(out), "--num_workers=2")
+    deadline = time.monotonic() + 60
+    victim = None
+    while victim is None and proc.poll() is None and time.monotonic() < deadline:
+        for child in tree(proc.pid)[1:]:
+            try:
+                if any(f.path.startswith(str(d / "in")) for f in child.open_files()):
+                    victim = child
+                    break
+            except psutil.NoSuchProcess:
+                continue
+        time.sleep(0.005)
+    assert victim is not None, "no worker was caught mid-shard"
+    victim.kill()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err
+    assert "a worker process died while the shards ran" in err and "rerun the same command" in err
+    r = cli(*args, "--output_dir", str(out), "--num_workers=2")
+    assert r.returncode == 0, r.stderr
+    assert outputs(out) == expected and temps(out) == []
