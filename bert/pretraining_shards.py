@@ -66,9 +66,7 @@ def _sidecar_matches(job: dict, size: int, sha: str) -> bool:
     side = Path(job["output"] + ".json")
     try:
         meta = json.loads(side.read_text())
-    except FileNotFoundError:
-        return False
-    except ValueError:  # a damaged sidecar: the shard is redone
+    except (FileNotFoundError, ValueError):  # none yet, or damaged: the shard is (re)done
         return False
     out_size = os.path.getsize(job["output"]) if os.path.isfile(job["output"]) else -1
     return (meta.get("version") == SIDECAR_VERSION and meta.get("output_size") == out_size
@@ -99,6 +97,16 @@ def run_shard(job: dict) -> tuple[str, dict | None]:
             "input": {"path": job["input"], "size": size, "sha256": sha},
             "output_size": os.path.getsize(job["output"]), "counts": counts})
     return job["output"], counts
+
+
+def run_shard_reporting(job: dict) -> tuple[str, dict | None | UserError]:
+    """run_shard for a worker: a UserError (bad input, full disk) comes back as the
+    result, to be raised by the main process as one line; on Dask a raised one would also
+    be logged by the worker as a failed task, with its traceback."""
+    try:
+        return run_shard(job)
+    except UserError as exc:
+        return job["output"], exc
 
 
 class WorkerDiedError(UserError):
@@ -139,9 +147,11 @@ def run_shards(jobs: list[dict], executor: ExecutorSettings) -> dict[str, int]:
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")  # read when dask loads
     progress = Progress("shards", total=len(jobs), label="create_pretraining_data")
     with work_executor(executor) as pool:
-        futures = [pool.submit(run_shard, job) for job in jobs]
+        futures = [pool.submit(run_shard_reporting, job) for job in jobs]
         for job, future in zip(jobs, futures):  # submission order: log and totals never depend on timing
             output, counts = _result(future, job)
+            if isinstance(counts, UserError):
+                raise counts
             if counts is None:
                 total["skipped"] += 1
                 log.info("%s: up to date (sidecar matches), skipped", output)

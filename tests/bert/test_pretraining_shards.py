@@ -201,3 +201,18 @@ def test_a_killed_pool_worker_is_one_line_and_the_rerun_resumes(shards, tmp_path
     r = cli(*args, "--output_dir", str(out), "--num_workers=2")
     assert r.returncode == 0, r.stderr
     assert outputs(out) == expected and temps(out) == []
+
+
+@pytest.mark.parametrize("where", ["--num_workers=2", "--dask_workers=1"])
+def test_bad_shard_on_a_worker_is_one_line(tmp_path, cased_vocab, where):
+    """A user error raised on a worker reaches the user as one line (on Dask, without the
+    worker logging a failed task and its traceback); the good shard is kept."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text(make_corpus(30, seed=1), "utf-8")
+    (tmp_path / "in" / "b.txt").write_bytes(b"fine line\n\nbad \xff byte\n")
+    r = cli("--input_file", f"{tmp_path}/in/*.txt", "--output_dir", str(tmp_path / "out"),
+            "--vocab_file", str(cased_vocab), "--do_lower_case=False", where)
+    assert r.returncode == 1, r.stderr
+    assert f"create_pretraining_data: error: {tmp_path}/in/b.txt: line 3: invalid UTF-8 at byte offset 15" in r.stderr
+    assert "Traceback" not in r.stderr and "Compute Failed" not in r.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.tfrecord", "a.tfrecord.json"]
