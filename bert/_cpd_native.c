@@ -13,6 +13,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -477,29 +478,40 @@ static int write_records(const Ctx *c, const uint32_t *perm, int64_t ninst, PyOb
         if (!files[i]) { PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, names[i]); goto done; }
         setvbuf(files[i], NULL, _IOFBF, 1 << 20);
     }
-    for (int64_t k = 0; k < ninst; k++) {
-        const Inst *in = (const Inst *)c->insts.p + perm[k];
-        Rec r = {t, mpos, mlab, 0, in->la, in->npred, in->is_random_next};
-        r.n = materialise(c, in, t, mpos, mlab);
-        size_t n = serialize(c, &r, forder, rec + cap, slot, rec + 12);
-        uint64_t n64 = n;
-        memcpy(rec, &n64, 8);                       /* little-endian hosts only (x86/arm) */
-        uint32_t hc = masked_crc(rec, 8), dc = masked_crc(rec + 12, n);
-        memcpy(rec + 8, &hc, 4);
-        memcpy(rec + 12 + n, &dc, 4);
-        Py_ssize_t f = (Py_ssize_t)(k % nfiles);
-        if (fwrite(rec, 1, n + 16, files[f]) != n + 16) {
-            PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, names[f]);
+    /* In chunks without the GIL (other threads of a Dask worker run meanwhile); the
+     * GIL is taken back between chunks to report progress and see Ctrl-C. */
+    for (int64_t k = 0; k < ninst;) {
+        int64_t start = k, end = k + PROGRESS_EVERY < ninst ? k + PROGRESS_EVERY : ninst;
+        Py_ssize_t failed = -1;
+        int err = 0;
+        Py_BEGIN_ALLOW_THREADS
+        for (; k < end; k++) {
+            const Inst *in = (const Inst *)c->insts.p + perm[k];
+            Rec r = {t, mpos, mlab, 0, in->la, in->npred, in->is_random_next};
+            r.n = materialise(c, in, t, mpos, mlab);
+            size_t n = serialize(c, &r, forder, rec + cap, slot, rec + 12);
+            uint64_t n64 = n;
+            memcpy(rec, &n64, 8);                       /* little-endian hosts only (x86/arm) */
+            uint32_t hc = masked_crc(rec, 8), dc = masked_crc(rec + 12, n);
+            memcpy(rec + 8, &hc, 4);
+            memcpy(rec + 12 + n, &dc, 4);
+            Py_ssize_t f = (Py_ssize_t)(k % nfiles);
+            if (fwrite(rec, 1, n + 16, files[f]) != n + 16) { failed = f; err = errno; break; }
+        }
+        Py_END_ALLOW_THREADS
+        if (failed >= 0) {
+            errno = err;
+            PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, names[failed]);
             goto done;
         }
-        if ((k + 1) % PROGRESS_EVERY == 0 && report(cb, 1, PROGRESS_EVERY)) goto done;
+        if (report(cb, 1, end - start)) goto done;
     }
     for (Py_ssize_t i = 0; i < nfiles; i++) {
         int bad = fclose(files[i]) != 0;
         files[i] = NULL;
         if (bad) { PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, names[i]); goto done; }
     }
-    rc = report(cb, 1, ninst % PROGRESS_EVERY);
+    rc = 0;
 done:
     for (Py_ssize_t i = 0; i < nfiles; i++) {
         if (files && files[i]) fclose(files[i]);
@@ -577,14 +589,19 @@ static PyObject *create_and_write(PyObject *self, PyObject *args) {
     }
 
     /* for pass in range(dupe_factor): for each document: instances += ... */
-    int64_t step = 0;
-    for (int pass = 0; pass < dupe; pass++) {
-        for (int64_t di = 0; di < c.ndocs; di++) {
-            if (from_document(&c, di)) { PyErr_NoMemory(); goto done; }
-            if (++step % PROGRESS_EVERY == 0 && report(o_cb, 0, PROGRESS_EVERY)) goto done;
-        }
+    /* Step `step` is document step % ndocs of pass step / ndocs; in chunks without the
+     * GIL, as in write_records. */
+    int64_t total = (int64_t)dupe * c.ndocs;
+    for (int64_t step = 0; step < total;) {
+        int64_t start = step, end = step + PROGRESS_EVERY < total ? step + PROGRESS_EVERY : total;
+        int oom = 0;
+        Py_BEGIN_ALLOW_THREADS
+        for (; step < end; step++)
+            if (from_document(&c, step % c.ndocs)) { oom = 1; break; }
+        Py_END_ALLOW_THREADS
+        if (oom) { PyErr_NoMemory(); goto done; }
+        if (report(o_cb, 0, end - start)) goto done;
     }
-    if (report(o_cb, 0, step % PROGRESS_EVERY)) goto done;
     int64_t ninst = (int64_t)(c.insts.n / sizeof(Inst));
     if (ninst >= ((int64_t)1 << 32)) {  /* _randbelow(n) for n > 2**32 draws differently */
         PyErr_SetString(PyExc_OverflowError, "2**32 or more instances in one run: split the input");
