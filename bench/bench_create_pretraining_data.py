@@ -11,6 +11,14 @@ run's alone), with the clinical flags (cased, 128, 20, seed 12345, dupe 5, 0.15,
 and checks that fast and reference wrote identical bytes. Prints wall time and peak RSS.
 
     python -m bench.bench_create_pretraining_data [--vocab V] [--skip_reference] [--workdir D]
+
+Memory at scale (issue 12): `--mb SIZE` instead generates (or reuses) a SIZE-megabyte
+corpus with the same generator and runs the default CLI on it as one shard, once with
+--output_file and once in --output_dir mode (one worker, in-process), printing peak RSS
+per byte of input text. The records (~18 bytes per byte of text at dupe 5) are deleted
+after each run unless --keep_outputs.
+
+    nice python -m bench.bench_create_pretraining_data --mb 1000 --workdir /tmp/bench1g
 """
 from __future__ import annotations
 
@@ -33,9 +41,11 @@ FLAGS = ["--do_lower_case=False", "--max_seq_length=128", "--max_predictions_per
 def child(args: list[str]) -> dict:
     """Run the CLI in a fresh process: wall time, CPU time (user+sys, incl. its workers),
     peak RSS of the process itself and of its largest worker (parallel mode)."""
+    # Its own peak is VmHWM: ru_maxrss would start at this (parent) process's RSS, which
+    # Linux carries over a fork + exec.
     code = ("import resource, sys, runpy; sys.argv = ['create_pretraining_data'] + sys.argv[1:]\n"
             "try:\n    runpy.run_module('bert.create_pretraining_data', run_name='__main__')\n"
-            "finally:\n    print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"
+            "finally:\n    print('MAXRSS_KB', open('/proc/self/status').read().split('VmHWM:')[1].split()[0],"
             " resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
@@ -53,18 +63,49 @@ def child(args: list[str]) -> dict:
             "summary": done[-1].split("] ")[-1] if done else ""}
 
 
+def bytes_per_byte(a: argparse.Namespace, work: Path) -> None:
+    """--mb mode: peak RSS / input bytes of the CLI on one generated shard."""
+    from bench.make_clinical_corpus import write_corpus
+
+    corpus = work / f"corpus_{a.mb:g}mb.txt"
+    if not corpus.is_file():
+        write_corpus(str(corpus), None, a.mb, seed=0)
+    size = corpus.stat().st_size
+    print(f"corpus: {corpus} {size / 1e6:,.1f} MB; vocab {a.vocab}", flush=True)
+    common = ["--vocab_file", a.vocab, *FLAGS]
+    runs = {"output_file": ["--output_file", str(work / "one.tfrecord")],
+            "output_dir": ["--output_dir", str(work / "dir"), "--num_workers=1"]}
+    for name, args in runs.items():
+        r = child(["--input_file", str(corpus), *args, *common])
+        peak = max(r["peak_rss_mb"], r["worker_peak_rss_mb"]) * 1024 * 1024
+        r["bytes_rss_per_byte"] = round(peak / size, 2)
+        out = work / "one.tfrecord" if name == "output_file" else work / "dir" / f"{corpus.stem}.tfrecord"
+        r["output_gb"] = round(out.stat().st_size / 1e9, 2)
+        print(name, json.dumps(r), flush=True)
+        if not a.keep_outputs:
+            for p in [out, Path(str(out) + ".json")]:
+                if p.exists():
+                    p.unlink()
+    print(f"load average now: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--vocab", default=str(DEFAULT_VOCAB))
     ap.add_argument("--docs", type=int, default=8000)
     ap.add_argument("--skip_reference", action="store_true")
     ap.add_argument("--workdir", default=None, help="keep files here (default: a temp dir)")
+    ap.add_argument("--mb", type=float, default=None, help="memory at scale: one shard of this many MB")
+    ap.add_argument("--keep_outputs", action="store_true", help="--mb mode: keep the records")
     a = ap.parse_args()
     sys.path.insert(0, str(REPO))
     from bench.make_clinical_corpus import make_corpus
 
     work = Path(a.workdir or tempfile.mkdtemp(prefix="bench_cpd_"))
     work.mkdir(parents=True, exist_ok=True)
+    if a.mb is not None:
+        bytes_per_byte(a, work)
+        return
     corpus = work / "corpus.txt"
     text = make_corpus(a.docs, seed=0)
     corpus.write_text(text, "utf-8")

@@ -7,13 +7,20 @@ non-ASCII (°, µ, accents, dashes, non-breaking spaces) so the exact tokenizer 
 exercised too.
 
     python -m bench.make_clinical_corpus OUT.txt [--docs 8000] [--seed 0]
+    python -m bench.make_clinical_corpus OUT.txt --mb 1000     # ~1 GB, streamed to disk
+
+`--mb` writes documents until the file holds at least that many megabytes (10^6 bytes);
+the first N documents are the same as `--docs N` gives for the same seed.
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import random
+from typing import Iterator
 
 from utils.atomic import atomic_open
+from utils.progress import Progress
 
 _AGES = range(18, 99)
 _SEX = ["M", "F", "male", "female", "man", "woman"]
@@ -83,23 +90,52 @@ def _sentence(r: random.Random) -> str:
             f"complicated by {r.choice(_PROBLEMS)}, now {r.choice(['improving', 'worsening', 'unchanged'])}.")
 
 
-def make_corpus(num_docs: int = 8000, seed: int = 0) -> str:
-    """The corpus text (~1.25 kB per document on average)."""
+def iter_documents(seed: int = 0) -> Iterator[str]:
+    """An endless, deterministic stream of documents (~1.25 kB each on average)."""
     r = random.Random(seed)
-    docs = []
-    for _ in range(num_docs):
-        docs.append("\n".join(_sentence(r) for _ in range(r.randint(4, 33))))
-    return "\n\n".join(docs) + "\n"
+    while True:
+        yield "\n".join(_sentence(r) for _ in range(r.randint(4, 33)))
+
+
+def make_corpus(num_docs: int = 8000, seed: int = 0) -> str:
+    """The corpus text of the first `num_docs` documents."""
+    return "\n\n".join(itertools.islice(iter_documents(seed), num_docs)) + "\n"
+
+
+def write_corpus(path: str, num_docs: int | None = None, megabytes: float | None = None,
+                 seed: int = 0) -> tuple[int, int]:
+    """Stream `num_docs` documents, or documents until `megabytes` MB, to `path`
+    (atomically, in bounded memory); returns (documents, bytes)."""
+    limit = None if megabytes is None else int(megabytes * 1e6)
+    progress = Progress("documents", label="make_clinical_corpus")
+    docs = size = 0
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        for doc in iter_documents(seed):
+            if (num_docs is not None and docs >= num_docs) or (limit is not None and size >= limit):
+                break
+            text = ("\n\n" if docs else "") + doc
+            f.write(text)
+            docs += 1
+            n = len(text.encode("utf-8")) if not text.isascii() else len(text)
+            size += n
+            progress.update(1)
+        f.write("\n")
+    progress.done()
+    return docs, size + 1
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("output")
-    ap.add_argument("--docs", type=int, default=8000)
+    ap.add_argument("--docs", type=int, default=None, help="number of documents (default 8000)")
+    ap.add_argument("--mb", type=float, default=None, help="write at least this many MB instead")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
-    with atomic_open(a.output, "w", encoding="utf-8") as f:
-        f.write(make_corpus(a.docs, a.seed))
+    if a.docs is not None and a.mb is not None:
+        ap.error("give --docs or --mb, not both")
+    num_docs = a.docs if a.docs is not None or a.mb is not None else 8000
+    docs, size = write_corpus(a.output, num_docs, a.mb, a.seed)
+    print(f"{a.output}: {docs:,} documents, {size / 1e6:,.1f} MB")
 
 
 if __name__ == "__main__":

@@ -19,38 +19,26 @@ build_vocab for how); the file appears atomically (utils.atomic).
 """
 from __future__ import annotations
 
-import glob
 import os
 import re
 import sys
 from typing import Iterator, Sequence
 
 from utils.atomic import atomic_open
+from utils.cli import UsageError, UserError, absl_main
+from utils.files import expand_input_files
 from utils.progress import Progress
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 MAX_INPUT_CHARS_PER_WORD = 200   # as our WordpieceTokenizer (spec bert_data.md section 2); training ignores it
 
 
-class VocabInputError(Exception):
+class VocabInputError(UserError):
     """Bad flags or input files; the message names the file or flag."""
 
 
-def expand_input_files(patterns: str) -> list[str]:
-    """Comma-separated globs -> sorted file list per glob (order of the globs kept);
-    a glob matching no file is an error, not an empty corpus."""
-    files: list[str] = []
-    for pattern in (p.strip() for p in patterns.split(",")):
-        if not pattern:
-            continue
-        matched = [pattern] if os.path.isfile(pattern) else sorted(
-            m for m in glob.glob(pattern) if os.path.isfile(m))
-        if not matched:
-            raise VocabInputError(f"--input_file: no file matches {pattern!r}")
-        files += matched
-    if not files:
-        raise VocabInputError("--input_file names no file")
-    return files
+class VocabOutputError(UserError):
+    """The vocab cannot be written (read-only or full folder); the message names it."""
 
 
 # Printable ASCII (+ tab): every character is a letter/digit, punctuation by Google's
@@ -96,7 +84,7 @@ def _batches(files: Sequence[str], do_lower_case: bool, progress: Progress,
                         progress.update(len(batch))
                         yield batch
                         batch = []
-        except OSError as exc:
+        except OSError as exc:  # reading this input file: its problem, not a bug
             raise VocabInputError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if batch:
         progress.update(len(batch))
@@ -159,9 +147,15 @@ def build_vocab(input_files: Sequence[str], vocab_size: int = 8000, do_lower_cas
 
 
 def write_vocab(tokens: Sequence[str], path: str) -> None:
-    """One token per line (what tokenization.load_vocab reads), written atomically."""
-    with atomic_open(path, "w", encoding="utf-8", newline="\n") as f:
-        f.writelines(t + "\n" for t in tokens)
+    """One token per line (what tokenization.load_vocab reads), written atomically; a
+    folder that cannot be written is one VocabOutputError naming it (no temp is left)."""
+    try:
+        with atomic_open(path, "w", encoding="utf-8", newline="\n") as f:
+            f.writelines(t + "\n" for t in tokens)
+    except OSError as exc:  # only the write is wrapped: an OSError here is the disk's
+        folder = os.path.dirname(os.path.abspath(path))
+        raise VocabOutputError(f"{folder}: cannot write {os.path.basename(path)} there "
+                               f"({exc.strerror or exc})") from None
 
 
 def define_flags() -> None:
@@ -177,27 +171,30 @@ def define_flags() -> None:
     flags.mark_flags_as_required(["input_file"])
 
 
-def main(argv: list[str]) -> int:
+def main(argv: Sequence[str]) -> int:
     from absl import flags
     F = flags.FLAGS
-    del argv
-    try:
-        files = expand_input_files(F.input_file)
-        tokens = build_vocab(files, F.vocab_size, F.do_lower_case, F.min_frequency, F.limit_alphabet)
-        write_vocab(tokens, F.output_file)
-    except VocabInputError as e:
-        print(f"build_vocab: error: {e}", file=sys.stderr)
-        return 1
-    except OSError as e:
-        print(f"build_vocab: error: {F.output_file}: cannot write ({e.strerror or e})", file=sys.stderr)
-        return 1
+    if len(argv) > 1:
+        raise UsageError(f"unexpected argument {argv[1]!r} (every option is a --flag)")
+    files = expand_input_files(F.input_file)
+    tokens = build_vocab(files, F.vocab_size, F.do_lower_case, F.min_frequency, F.limit_alphabet)
+    write_vocab(tokens, F.output_file)
     print(f"build_vocab: wrote {len(tokens):,} tokens to {F.output_file} "
           f"({sum(t.startswith('##') for t in tokens):,} continuation pieces) from {len(files)} file(s)",
           file=sys.stderr)
     return 0
 
 
-if __name__ == "__main__":
+def _cli() -> None:
     from absl import app
     define_flags()
-    app.run(lambda argv: sys.exit(main(argv)))
+    # absl's --help/--helpfull exit with status 1; a help request is not an error.
+    help_flags = {"--help": True, "-h": True, "-?": True, "--helpshort": True, "--helpfull": False}
+    for arg in sys.argv[1:]:
+        if arg in help_flags:
+            app.usage(shorthelp=help_flags[arg], writeto_stdout=True, exitcode=0)
+    app.run(absl_main("build_vocab", main))
+
+
+if __name__ == "__main__":
+    _cli()

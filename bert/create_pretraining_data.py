@@ -1,19 +1,23 @@
-"""Create masked-LM / next-sentence TFRecords, record-identical to Google BERT's script.
+r"""Create masked-LM / next-sentence TFRecords, record-identical to Google BERT's script.
 
-Spec: ../shared/specs/bert_data.md. Same flags, defaults, records and record order as
-Google's `create_pretraining_data.py` (2019, with `do_whole_word_mask`) for the same
-inputs, vocab and seed. Two implementations of the instance loop:
+Same flags, defaults, records and record order as Google's `create_pretraining_data.py`
+(2019, with `do_whole_word_mask`) for the same inputs, vocab and seed. Two
+implementations of the instance loop:
 
 - the reference path: Google's algorithm almost line for line on token strings, with
-  Python's `random.Random` (`create_training_instances` and friends below). Slow; it is
-  the obviously-correct definition, used when the native helper is not built and by the
-  tests/bench as the yardstick;
-- the fast path (`bert/_cpd_native.c`): the same loop in C on flat int32 token ids. It
-  reproduces every MT19937 draw of `random.Random` from `rng.getstate()` (spec 8), keeps
-  instances compact and serialises tf.train.Example + TFRecord framing itself.
+  Python's `random.Random` (bert.pretraining_reference). Slow, and
+  ~130 bytes of memory per byte of text; it is the obviously-correct definition, used
+  when the native helper is not built and by the tests/bench as the yardstick;
+- the fast path (`bert/_cpd_native.c`): the same loop in C on a flat uint16/int32
+  document store (bert.pretraining_io.FlatDocuments). It reproduces every MT19937 draw
+  of `random.Random` from `rng.getstate()`, keeps each instance as references into the
+  store plus its masking decisions (~3 bytes of peak memory per byte of text in all),
+  and serialises tf.train.Example + TFRecord framing itself.
 
-Parallel mode (`--output_dir` + `--num_workers`): every input file is its own run, written
-to `DIR/<stem>.tfrecord` with a JSON sidecar; a rerun skips shards whose sidecar matches.
+Per-shard mode (`--output_dir`, bert.pretraining_shards): every input file is its own
+run, written to `DIR/<stem>.tfrecord` with a JSON sidecar, on `--num_workers` local
+processes or Dask workers (`--dask_workers N`, `--scheduler ADDRESS`); a rerun skips
+shards whose sidecar matches.
 
     python -m bert.create_pretraining_data --input_file=a.txt,b.txt --output_file=out.tfrecord \
         --vocab_file=vocab.txt --do_lower_case=False --dupe_factor=5
@@ -22,23 +26,25 @@ to `DIR/<stem>.tfrecord` with a JSON sidecar; a rerun skips shards whose sidecar
 """
 from __future__ import annotations
 
-import collections
-import glob
-import hashlib
-import json
 import logging
 import os
 import random
-import struct
 import sys
 import time
 from array import array
-from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Sequence
 
-from bert import tokenization
-from utils.atomic import atomic_paths, write_json_atomic
+from bert.pretraining_io import (FlatDocuments, InputError, OutputError,  # noqa: F401
+                                 check_output_folder, check_settings, load_tokenizer,
+                                 output_errors, read_documents, read_flat_documents,
+                                 remove_stale_output_temps)
+from bert.pretraining_reference import (create_training_instances, instances_from_documents,  # noqa: F401
+                                        write_instance_to_example_files)
+from bert.tfrecord_codec import FEATURES, iter_records, parse_example  # noqa: F401
+from utils.atomic import atomic_paths
+from utils.cli import UsageError, absl_main
+from utils.executor import ExecutorSettings
+from utils.files import expand_input_files
 from utils.progress import Progress
 
 try:
@@ -48,466 +54,8 @@ except ImportError:  # not built: the exact pure-Python path is used (and logged
 
 log = logging.getLogger("create_pretraining_data")
 
-# Feature order inside each serialised tf.train.Example: Google inserts them in this order
-# (spec 6). The original's bytes put these map entries in protobuf's hash-map order, which
-# differs between runs of the original itself (the two golden files disagree), so only
-# the parsed records are reproducible; `feature_order` lets tests reproduce golden bytes.
-FEATURES = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions",
-            "masked_lm_ids", "masked_lm_weights", "next_sentence_labels")
-SPECIAL_TOKENS = ("[CLS]", "[SEP]", "[MASK]", "[UNK]")
-SIDECAR_VERSION = 1
-
-
-class InputError(Exception):
-    """Bad input or flags: reported as one line naming the file, exit status 1."""
-
-
-class TrainingInstance:
-    """A single training instance (sentence pair)."""
-
-    def __init__(self, tokens, segment_ids, masked_lm_positions, masked_lm_labels,
-                 is_random_next) -> None:
-        self.tokens = tokens
-        self.segment_ids = segment_ids
-        self.is_random_next = is_random_next
-        self.masked_lm_positions = masked_lm_positions
-        self.masked_lm_labels = masked_lm_labels
-
-    def __str__(self) -> str:
-        s = "tokens: %s\n" % " ".join(self.tokens)
-        s += "segment_ids: %s\n" % " ".join(str(x) for x in self.segment_ids)
-        s += "is_random_next: %s\n" % self.is_random_next
-        s += "masked_lm_positions: %s\n" % " ".join(str(x) for x in self.masked_lm_positions)
-        s += "masked_lm_labels: %s\n" % " ".join(self.masked_lm_labels)
-        return s + "\n"
-
-    __repr__ = __str__
-
-
-# ----------------------------------------------------------------------------- reading
-
-def expand_input_files(input_file: str) -> list[str]:
-    """Comma-separated names/globs -> files. Explicit names keep their order; each glob's
-    matches are sorted (Google used tf.gfile.Glob, whose order is the filesystem's)."""
-    files: list[str] = []
-    for pattern in input_file.split(","):
-        if not pattern:
-            continue
-        if glob.has_magic(pattern):
-            matches = sorted(glob.glob(pattern))
-            if not matches:
-                raise InputError(f"{pattern}: input glob matches no file")
-            files.extend(matches)
-        else:
-            files.append(pattern)
-    if not files:
-        raise InputError("--input_file names no file")
-    for f in files:
-        if not os.path.isfile(f):
-            raise InputError(f"{f}: input file not found" + (" (a directory)" if os.path.isdir(f) else ""))
-        if not os.access(f, os.R_OK):
-            raise InputError(f"{f}: input file not readable")
-    return files
-
-
-def iter_lines(input_files: Sequence[str]) -> Iterator[str]:
-    """Every line of every file, `strip()`-ed; lines end at b"\\n" only (spec 3).
-
-    Google decodes bytes with errors ignored; we refuse invalid UTF-8 instead (naming the
-    file and byte offset), because silently dropping bytes of a clinical note changes
-    the data without anyone noticing.
-    """
-    for path in input_files:
-        offset = 0
-        with open(path, "rb") as f:
-            for lineno, raw in enumerate(f, 1):
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    raise InputError(f"{path}: line {lineno}: invalid UTF-8 at byte offset "
-                                     f"{offset + e.start}") from None
-                offset += len(raw)
-                yield line.strip()
-
-
-def iter_segments(input_files: Sequence[str], tokenize: Callable[[str], list]) -> Iterator[list | None]:
-    """None for each empty line (a document boundary), else the tokens of the line.
-
-    A line whose tokenization is empty yields nothing: it neither adds a segment nor
-    starts a document (spec 3). Documents continue across files.
-    """
-    for line in iter_lines(input_files):
-        if not line:
-            yield None
-            continue
-        tokens = tokenize(line)
-        if tokens:
-            yield tokens
-
-
-class FlatDocuments:
-    """Documents as flat int32 token ids: segment j is tokens[seg_start[j]:seg_start[j+1]],
-    document d is segments seg_start-indices doc_start[d]..doc_start[d+1] (empty ones removed)."""
-
-    def __init__(self) -> None:
-        self.tokens = array("i")
-        self.seg_start = array("q", [0])
-        self.doc_start = array("q", [0])
-
-    @property
-    def num_documents(self) -> int:
-        return len(self.doc_start) - 1
-
-    @property
-    def num_segments(self) -> int:
-        return len(self.seg_start) - 1
-
-    def end_document(self) -> None:
-        if self.doc_start[-1] != self.num_segments:  # drop empty documents
-            self.doc_start.append(self.num_segments)
-
-
-def read_flat_documents(input_files: Sequence[str], tokenizer: tokenization.FullTokenizer,
-                        progress: Progress | None = None) -> FlatDocuments:
-    docs = FlatDocuments()
-    for seg in iter_segments(input_files, tokenizer.tokenize_to_id_bytes):
-        if seg is None:
-            docs.end_document()
-        else:
-            docs.tokens.frombytes(seg)
-            docs.seg_start.append(len(docs.tokens))
-            if progress:
-                progress.update(1)
-    docs.end_document()
-    return docs
-
-
-def read_documents(input_files: Sequence[str], tokenizer) -> list[list[list[str]]]:
-    """Google's reading: list of documents, each a list of token-string segments."""
-    all_documents: list[list[list[str]]] = [[]]
-    for seg in iter_segments(input_files, tokenizer.tokenize):
-        if seg is None:
-            all_documents.append([])
-        else:
-            all_documents[-1].append(seg)
-    return [x for x in all_documents if x]
-
-
-# ------------------------------------------------------------ reference instance loop
-
-def create_training_instances(input_files, tokenizer, max_seq_length, dupe_factor,
-                              short_seq_prob, masked_lm_prob, max_predictions_per_seq, rng,
-                              do_whole_word_mask: bool = False) -> list[TrainingInstance]:
-    """Create `TrainingInstance`s from raw text (Google's algorithm, spec 3-5)."""
-    return instances_from_documents(read_documents(input_files, tokenizer), tokenizer,
-                                    max_seq_length, dupe_factor, short_seq_prob, masked_lm_prob,
-                                    max_predictions_per_seq, rng, do_whole_word_mask)
-
-
-def instances_from_documents(all_documents, tokenizer, max_seq_length, dupe_factor,
-                             short_seq_prob, masked_lm_prob, max_predictions_per_seq, rng,
-                             do_whole_word_mask: bool = False) -> list[TrainingInstance]:
-    """The part of `create_training_instances` after reading (shuffles `all_documents`)."""
-    rng.shuffle(all_documents)
-    vocab_words = list(tokenizer.vocab.keys())
-    instances = []
-    for _ in range(dupe_factor):
-        for document_index in range(len(all_documents)):
-            instances.extend(create_instances_from_document(
-                all_documents, document_index, max_seq_length, short_seq_prob,
-                masked_lm_prob, max_predictions_per_seq, vocab_words, rng, do_whole_word_mask))
-    rng.shuffle(instances)
-    return instances
-
-
-def create_instances_from_document(all_documents, document_index, max_seq_length,
-                                   short_seq_prob, masked_lm_prob, max_predictions_per_seq,
-                                   vocab_words, rng, do_whole_word_mask: bool = False):
-    """Creates `TrainingInstance`s for a single document (spec 4)."""
-    document = all_documents[document_index]
-    max_num_tokens = max_seq_length - 3  # [CLS], [SEP], [SEP]
-    target_seq_length = max_num_tokens
-    if rng.random() < short_seq_prob:
-        target_seq_length = rng.randint(2, max_num_tokens)
-
-    instances = []
-    current_chunk = []
-    current_length = 0
-    i = 0
-    while i < len(document):
-        segment = document[i]
-        current_chunk.append(segment)
-        current_length += len(segment)
-        if i == len(document) - 1 or current_length >= target_seq_length:
-            if current_chunk:
-                a_end = 1
-                if len(current_chunk) >= 2:
-                    a_end = rng.randint(1, len(current_chunk) - 1)
-                tokens_a = []
-                for j in range(a_end):
-                    tokens_a.extend(current_chunk[j])
-                tokens_b = []
-                if len(current_chunk) == 1 or rng.random() < 0.5:
-                    is_random_next = True
-                    target_b_length = target_seq_length - len(tokens_a)
-                    # Up to 10 tries for another document; the 10th pick stands even if
-                    # it is this document (Google's behaviour, spec 4).
-                    for _ in range(10):
-                        random_document_index = rng.randint(0, len(all_documents) - 1)
-                        if random_document_index != document_index:
-                            break
-                    random_document = all_documents[random_document_index]
-                    random_start = rng.randint(0, len(random_document) - 1)
-                    for j in range(random_start, len(random_document)):
-                        tokens_b.extend(random_document[j])
-                        if len(tokens_b) >= target_b_length:
-                            break
-                    # The unused segments go back for the next chunk.
-                    i -= len(current_chunk) - a_end
-                else:
-                    is_random_next = False
-                    for j in range(a_end, len(current_chunk)):
-                        tokens_b.extend(current_chunk[j])
-                truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng)
-                assert len(tokens_a) >= 1 and len(tokens_b) >= 1
-
-                tokens = ["[CLS]"] + tokens_a + ["[SEP]"] + tokens_b + ["[SEP]"]
-                segment_ids = [0] * (len(tokens_a) + 2) + [1] * (len(tokens_b) + 1)
-                tokens, masked_lm_positions, masked_lm_labels = create_masked_lm_predictions(
-                    tokens, masked_lm_prob, max_predictions_per_seq, vocab_words, rng,
-                    do_whole_word_mask)
-                instances.append(TrainingInstance(tokens, segment_ids, masked_lm_positions,
-                                                  masked_lm_labels, is_random_next))
-            current_chunk = []
-            current_length = 0
-        i += 1
-    return instances
-
-
-MaskedLmInstance = collections.namedtuple("MaskedLmInstance", ["index", "label"])
-
-
-def create_masked_lm_predictions(tokens, masked_lm_prob, max_predictions_per_seq, vocab_words,
-                                 rng, do_whole_word_mask: bool = False):
-    """Creates the predictions for the masked LM objective (spec 5)."""
-    cand_indexes: list[list[int]] = []
-    for i, token in enumerate(tokens):
-        if token == "[CLS]" or token == "[SEP]":
-            continue
-        # Whole word masking: a "##" piece joins the previous candidate, even across
-        # the middle [SEP] (Google's behaviour).
-        if do_whole_word_mask and len(cand_indexes) >= 1 and token.startswith("##"):
-            cand_indexes[-1].append(i)
-        else:
-            cand_indexes.append([i])
-    rng.shuffle(cand_indexes)
-
-    output_tokens = list(tokens)
-    # Python 3 round(): halves to even (spec 5).
-    num_to_predict = min(max_predictions_per_seq,
-                         max(1, int(round(len(tokens) * masked_lm_prob))))
-    masked_lms = []
-    covered_indexes = set()
-    for index_set in cand_indexes:
-        if len(masked_lms) >= num_to_predict:
-            break
-        if len(masked_lms) + len(index_set) > num_to_predict:
-            continue
-        if any(index in covered_indexes for index in index_set):
-            continue
-        for index in index_set:
-            covered_indexes.add(index)
-            if rng.random() < 0.8:
-                masked_token = "[MASK]"
-            elif rng.random() < 0.5:
-                masked_token = tokens[index]
-            else:
-                masked_token = vocab_words[rng.randint(0, len(vocab_words) - 1)]
-            output_tokens[index] = masked_token
-            masked_lms.append(MaskedLmInstance(index=index, label=tokens[index]))
-    assert len(masked_lms) <= num_to_predict
-    masked_lms = sorted(masked_lms, key=lambda x: x.index)
-    return (output_tokens, [p.index for p in masked_lms], [p.label for p in masked_lms])
-
-
-def truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng) -> None:
-    """Truncates a pair of sequences to a maximum sequence length (in place)."""
-    while True:
-        if len(tokens_a) + len(tokens_b) <= max_num_tokens:
-            break
-        trunc_tokens = tokens_a if len(tokens_a) > len(tokens_b) else tokens_b
-        assert len(trunc_tokens) >= 1
-        # Randomly from the front or the back, to add more randomness and avoid biases.
-        if rng.random() < 0.5:
-            del trunc_tokens[0]
-        else:
-            trunc_tokens.pop()
-
-
-# ----------------------------------------------------------------------------- writing
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def _len_field(field: int, payload: bytes) -> bytes:
-    return bytes([field << 3 | 2]) + _varint(len(payload)) + payload
-
-
-def serialize_example(features: dict[str, list], feature_order: Sequence[str] = FEATURES) -> bytes:
-    """tf.train.Example bytes (proto3: packed lists, empty lists omitted), entries in
-    `feature_order`; `masked_lm_weights` is a float list, the rest int64 lists."""
-    entries = b""
-    for name in feature_order:
-        values = features[name]
-        if name == "masked_lm_weights":
-            packed = struct.pack("<%df" % len(values), *values)
-            feature = _len_field(2, _len_field(1, packed) if values else b"")
-        else:
-            packed = b"".join(_varint(v) for v in values)
-            feature = _len_field(3, _len_field(1, packed) if values else b"")
-        entries += _len_field(1, _len_field(1, name.encode()) + _len_field(2, feature))
-    return _len_field(1, entries)
-
-
-def instance_features(instance: TrainingInstance, tokenizer, max_seq_length: int,
-                      max_predictions_per_seq: int) -> dict[str, list]:
-    """The padded feature lists of one instance (spec 6)."""
-    input_ids = tokenizer.convert_tokens_to_ids(instance.tokens)
-    input_mask = [1] * len(input_ids)
-    segment_ids = list(instance.segment_ids)
-    assert len(input_ids) <= max_seq_length
-    pad = max_seq_length - len(input_ids)
-    masked_lm_positions = list(instance.masked_lm_positions)
-    masked_lm_ids = tokenizer.convert_tokens_to_ids(instance.masked_lm_labels)
-    masked_lm_weights = [1.0] * len(masked_lm_ids)
-    mpad = max_predictions_per_seq - len(masked_lm_positions)
-    return {"input_ids": input_ids + [0] * pad, "input_mask": input_mask + [0] * pad,
-            "segment_ids": segment_ids + [0] * pad,
-            "masked_lm_positions": masked_lm_positions + [0] * mpad,
-            "masked_lm_ids": masked_lm_ids + [0] * mpad,
-            "masked_lm_weights": masked_lm_weights + [0.0] * mpad,
-            "next_sentence_labels": [1 if instance.is_random_next else 0]}
-
-
-def write_instance_to_example_files(instances, tokenizer, max_seq_length,
-                                    max_predictions_per_seq, output_files,
-                                    feature_order: Sequence[str] = FEATURES,
-                                    log_examples: bool = False) -> int:
-    """Create TF example files from `TrainingInstance`s; instance k -> file k mod n.
-
-    Framing is done by tf.io.TFRecordWriter (imported only here, on the reference path).
-    Each file appears atomically. Returns the number of records written.
-    """
-    import tensorflow as tf  # heavy: only the reference path needs it
-
-    with atomic_paths(output_files) as temps:
-        writers = [tf.io.TFRecordWriter(str(t)) for t in temps]
-        for inst_index, instance in enumerate(instances):
-            features = instance_features(instance, tokenizer, max_seq_length,
-                                         max_predictions_per_seq)
-            writers[inst_index % len(writers)].write(serialize_example(features, feature_order))
-            if log_examples and inst_index < 20:
-                log.info("*** Example ***\ntokens: %s\n%s", " ".join(instance.tokens),
-                         "\n".join(f"{k}: {' '.join(map(str, v))}" for k, v in features.items()))
-        for w in writers:
-            w.close()
-    return len(instances)
-
-
-def iter_records(path: str | os.PathLike) -> Iterator[bytes]:
-    """The payloads of a TFRecord file (framing CRCs not checked: a test/logging helper)."""
-    with open(path, "rb") as f:
-        while True:
-            head = f.read(12)
-            if not head:
-                return
-            (n,) = struct.unpack("<Q", head[:8])
-            yield f.read(n)
-            f.read(4)
-
-
-def parse_example(data: bytes) -> dict[str, list]:
-    """Decode what `serialize_example` writes (any entry order) into {name: values}."""
-    def varint(b, i):
-        r = s = 0
-        while True:
-            c = b[i]
-            i += 1
-            r |= (c & 0x7F) << s
-            s += 7
-            if c < 0x80:
-                return r, i
-
-    def fields(b):
-        i = 0
-        while i < len(b):
-            tag, i = varint(b, i)
-            n, i = varint(b, i)
-            yield tag >> 3, b[i:i + n]
-            i += n
-
-    out = {}
-    for _, features in fields(data):
-        for _, entry in fields(features):
-            parts = dict(fields(entry))
-            name = parts[1].decode()
-            (kind, lst), = fields(parts[2]) if parts[2] else [(3, b"")]
-            packed = dict(fields(lst)).get(1, b"")
-            if kind == 2:
-                out[name] = list(struct.unpack("<%df" % (len(packed) // 4), packed))
-            else:
-                vals, i = [], 0
-                while i < len(packed):
-                    v, i = varint(packed, i)
-                    vals.append(v)
-                out[name] = vals
-    return out
-
 
 # ----------------------------------------------------------------------------- one run
-
-def check_settings(max_seq_length: int, max_predictions_per_seq: int, dupe_factor: int,
-                   masked_lm_prob: float, short_seq_prob: float) -> None:
-    if not 5 <= max_seq_length <= 65536:
-        # 5 = [CLS] A [SEP] B [SEP] with randint(2, max_seq_length - 3) well defined.
-        raise InputError(f"--max_seq_length={max_seq_length}: must be between 5 and 65536")
-    if not 1 <= max_predictions_per_seq <= max_seq_length:
-        raise InputError(f"--max_predictions_per_seq={max_predictions_per_seq}: must be "
-                         f"between 1 and max_seq_length ({max_seq_length})")
-    if not 0.0 < masked_lm_prob <= 1.0:
-        raise InputError(f"--masked_lm_prob={masked_lm_prob}: must be in (0, 1]")
-    if not 0.0 <= short_seq_prob <= 1.0:
-        raise InputError(f"--short_seq_prob={short_seq_prob}: must be in [0, 1]")
-    if dupe_factor < 1:
-        raise InputError(f"--dupe_factor={dupe_factor}: must be at least 1")
-
-
-def load_tokenizer(vocab_file: str, do_lower_case: bool) -> tokenization.FullTokenizer:
-    """FullTokenizer, refusing a vocab that is missing, unreadable, not UTF-8 or lacks
-    one of [CLS] [SEP] [MASK] [UNK]."""
-    if not os.path.isfile(vocab_file):
-        raise InputError(f"{vocab_file}: vocab file not found")
-    try:
-        with open(vocab_file, "rb") as f:
-            data = f.read()
-        data.decode("utf-8")
-        tokenizer = tokenization.FullTokenizer(vocab_file, do_lower_case)
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise InputError(f"{vocab_file}: line {line}: invalid UTF-8 at byte offset {e.start}") from None
-    except OSError as e:
-        raise InputError(f"{vocab_file}: cannot read vocab ({e.strerror})") from None
-    missing = [t for t in SPECIAL_TOKENS if t not in tokenizer.vocab]
-    if missing:
-        raise InputError(f"{vocab_file}: vocab lacks {' '.join(missing)}")
-    return tokenizer
-
 
 def run(input_files: Sequence[str], output_files: Sequence[str], tokenizer, *,
         max_seq_length: int = 128, max_predictions_per_seq: int = 20, random_seed: int = 12345,
@@ -517,7 +65,9 @@ def run(input_files: Sequence[str], output_files: Sequence[str], tokenizer, *,
         label: str = "") -> dict[str, int]:
     """One create_pretraining_data run; returns counts {documents, segments, instances}.
 
-    `use_native=None` picks the C helper when it is built, else the reference path.
+    `use_native=None` picks the C helper when it is built, else the reference path. The
+    outputs appear together and only on success; an unwritable or full output folder is
+    an OutputError naming it (the partial temps are removed).
     """
     check_settings(max_seq_length, max_predictions_per_seq, dupe_factor, masked_lm_prob,
                    short_seq_prob)
@@ -527,50 +77,79 @@ def run(input_files: Sequence[str], output_files: Sequence[str], tokenizer, *,
     if native and _cpd_native is None:
         raise RuntimeError("native helper bert._cpd_native is not built "
                            "(run: python setup.py build_ext --inplace)")
-    log.info("%s%s path", label + ": " if label else "",
-             "native (C)" if native else "pure-Python reference")
+    prefix = label + ": " if label else ""
+    log.info("%s%s path", prefix, "native (C)" if native else "pure-Python reference")
+    if use_native is None and not native:
+        log.warning("%sthe native helper is not built (python setup.py build_ext --inplace): the "
+                    "reference path is ~35x slower and needs ~130 bytes of memory per byte of text",
+                    prefix)
+    settings = dict(max_seq_length=max_seq_length, max_predictions_per_seq=max_predictions_per_seq,
+                    dupe_factor=dupe_factor, short_seq_prob=short_seq_prob,
+                    masked_lm_prob=masked_lm_prob, do_whole_word_mask=do_whole_word_mask)
     rng = random.Random(random_seed)
     if not native:
-        documents = read_documents(input_files, tokenizer)
-        if not documents:
-            raise InputError(f"{','.join(input_files)}: input has no documents (no tokens)")
-        counts = {"documents": len(documents), "segments": sum(map(len, documents))}
-        instances = instances_from_documents(
-            documents, tokenizer, max_seq_length, dupe_factor, short_seq_prob, masked_lm_prob,
-            max_predictions_per_seq, rng, do_whole_word_mask)
-        counts["instances"] = write_instance_to_example_files(
-            instances, tokenizer, max_seq_length, max_predictions_per_seq, output_files,
-            feature_order, log_examples)
-        return counts
-
-    progress = Progress("segments", label=(label + ": " if label else "") + "reading")
+        return _run_reference(input_files, output_files, tokenizer, rng, settings,
+                              feature_order, log_examples)
+    progress = Progress("segments", label=prefix + "reading")
     docs = read_flat_documents(input_files, tokenizer, progress)
     progress.done()
     if docs.num_documents == 0:
         raise InputError(f"{','.join(input_files)}: input has no documents (no tokens)")
-    order = list(range(docs.num_documents))
-    rng.shuffle(order)  # the first draw: rng.shuffle(all_documents) (spec 3)
-    vocab_words = list(tokenizer.vocab.keys())
-    vocab_word_ids = array("i", (tokenizer.vocab[w] for w in vocab_words))
-    is_subword = bytearray(len(tokenizer.inv_vocab) and max(tokenizer.inv_vocab) + 1)
-    if do_whole_word_mask:
-        for tok, idx in tokenizer.vocab.items():
-            is_subword[idx] = tok.startswith("##")
-    special = [tokenizer.vocab[t] for t in ("[CLS]", "[SEP]", "[MASK]")]
-    order_idx = [FEATURES.index(n) for n in feature_order]
-    gen = Progress("documents", total=docs.num_documents * dupe_factor,
-                   label=(label + ": " if label else "") + "instances")
-    with atomic_paths(output_files) as temps:
-        n = _cpd_native.create_and_write(
-            docs.tokens, docs.seg_start, docs.doc_start, array("q", order), rng.getstate()[1],
-            vocab_word_ids, bytes(is_subword), *special, max_seq_length,
-            max_predictions_per_seq, dupe_factor, short_seq_prob, masked_lm_prob,
-            bool(do_whole_word_mask), [str(t) for t in temps], order_idx,
-            lambda k: gen.update(k))
-        gen.done()
+    with output_errors(_folders(output_files)), atomic_paths(output_files) as temps:
+        n = _write_native(docs, [str(t) for t in temps], tokenizer, rng, settings,
+                          feature_order, prefix)
     if log_examples:
         _log_examples(output_files, tokenizer)
     return {"documents": docs.num_documents, "segments": docs.num_segments, "instances": n}
+
+
+def _folders(paths: Sequence[str]) -> str:
+    """The output folder(s), for error messages."""
+    return ", ".join(sorted({os.path.dirname(os.path.abspath(p)) for p in paths}))
+
+
+def _run_reference(input_files, output_files, tokenizer, rng, settings, feature_order,
+                   log_examples) -> dict[str, int]:
+    """Google's algorithm on token strings (bert.pretraining_reference), TF's writer."""
+    documents = read_documents(input_files, tokenizer)
+    if not documents:
+        raise InputError(f"{','.join(input_files)}: input has no documents (no tokens)")
+    counts = {"documents": len(documents), "segments": sum(map(len, documents))}
+    s = settings
+    instances = instances_from_documents(
+        documents, tokenizer, s["max_seq_length"], s["dupe_factor"], s["short_seq_prob"],
+        s["masked_lm_prob"], s["max_predictions_per_seq"], rng, s["do_whole_word_mask"])
+    with output_errors(_folders(output_files)):
+        counts["instances"] = write_instance_to_example_files(
+            instances, tokenizer, s["max_seq_length"], s["max_predictions_per_seq"],
+            output_files, feature_order, log_examples)
+    return counts
+
+
+def _write_native(docs: FlatDocuments, paths: list[str], tokenizer, rng: random.Random,
+                  settings: dict, feature_order: Sequence[str], prefix: str) -> int:
+    """The C instance loop, shuffle and writing on `docs`; returns the number of records."""
+    order = list(range(docs.num_documents))
+    rng.shuffle(order)  # the first draw: rng.shuffle(all_documents)
+    vocab_words = list(tokenizer.vocab.keys())
+    vocab_word_ids = array("i", (tokenizer.vocab[w] for w in vocab_words))
+    is_subword = bytearray(len(tokenizer.inv_vocab) and max(tokenizer.inv_vocab) + 1)
+    if settings["do_whole_word_mask"]:
+        for tok, idx in tokenizer.vocab.items():
+            is_subword[idx] = tok.startswith("##")
+    special = [tokenizer.vocab[t] for t in ("[CLS]", "[SEP]", "[MASK]")]
+    s = settings
+    phases = (Progress("documents", total=docs.num_documents * s["dupe_factor"], label=prefix + "instances"),
+              Progress("records", label=prefix + "writing"))
+    n = _cpd_native.create_and_write(
+        docs.tokens, docs.seg_start, docs.doc_start, array("q", order), rng.getstate()[1],
+        vocab_word_ids, bytes(is_subword), *special, s["max_seq_length"],
+        s["max_predictions_per_seq"], s["dupe_factor"], s["short_seq_prob"], s["masked_lm_prob"],
+        bool(s["do_whole_word_mask"]), paths, [FEATURES.index(n) for n in feature_order],
+        lambda phase, k: phases[phase].update(k))
+    for p in phases:
+        p.done()
+    return n
 
 
 def _log_examples(output_files: Sequence[str], tokenizer, n: int = 20) -> None:
@@ -586,96 +165,10 @@ def _log_examples(output_files: Sequence[str], tokenizer, n: int = 20) -> None:
                  "\n".join(f"{name}: {' '.join(map(str, v))}" for name, v in feats.items()))
 
 
-# ------------------------------------------------------------------ parallel shards
-
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def shard_plan(input_files: Sequence[str], output_dir: str, settings: dict, options: dict,
-               seed_per_shard: bool) -> list[dict]:
-    """One job per input file (in expanded --input_file order): its output and the
-    `settings` (everything that decides the records, incl. the vocab's sha256) its sidecar
-    must match; `options` (vocab path, path choice, logging) do not change the records."""
-    stems = [Path(f).stem for f in input_files]
-    dupes = {s for s in stems if stems.count(s) > 1}
-    if dupes:
-        raise InputError(f"{sorted(dupes)[0]}: two input files share this stem; "
-                         "--output_dir needs distinct file names")
-    jobs = []
-    for index, path in enumerate(input_files):
-        s = dict(settings, random_seed=settings["random_seed"] + (index if seed_per_shard else 0))
-        jobs.append({"input": path, "output": str(Path(output_dir) / f"{stems[index]}.tfrecord"),
-                     "settings": s, "options": options})
-    return jobs
-
-
-def _sidecar_matches(job: dict, size: int, sha: str) -> bool:
-    side = Path(job["output"] + ".json")
-    try:
-        meta = json.loads(side.read_text())
-    except (OSError, ValueError):
-        return False
-    out_size = os.path.getsize(job["output"]) if os.path.isfile(job["output"]) else -1
-    return (meta.get("version") == SIDECAR_VERSION and meta.get("output_size") == out_size
-            and meta.get("settings") == job["settings"]
-            and meta.get("input", {}).get("size") == size
-            and meta.get("input", {}).get("sha256") == sha)
-
-
-def run_shard(job: dict) -> tuple[str, dict | None]:
-    """Process one shard unless its sidecar says it is done; returns (output, counts|None)."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    size, sha = os.path.getsize(job["input"]), _sha256(job["input"])
-    if _sidecar_matches(job, size, sha):
-        return job["output"], None
-    s, o = dict(job["settings"]), dict(job["options"])
-    vocab_file = o.pop("vocab_file")
-    if _sha256(vocab_file) != s.pop("vocab_sha256"):
-        raise InputError(f"{vocab_file}: vocab file changed during the run")
-    tokenizer = load_tokenizer(vocab_file, s.pop("do_lower_case"))
-    counts = run([job["input"]], [job["output"]], tokenizer, label=Path(job["input"]).name, **s, **o)
-    # The sidecar is written last: its presence (with matching sizes) marks a finished shard.
-    write_json_atomic(job["output"] + ".json", {
-        "version": SIDECAR_VERSION, "settings": job["settings"],
-        "input": {"path": job["input"], "size": size, "sha256": sha},
-        "output_size": os.path.getsize(job["output"]), "counts": counts})
-    return job["output"], counts
-
-
-def run_shards(jobs: list[dict], num_workers: int) -> dict[str, int]:
-    """Run shard jobs on `num_workers` processes; the result does not depend on it."""
-    total = {"shards": len(jobs), "skipped": 0, "documents": 0, "segments": 0, "instances": 0}
-    if num_workers <= 1:
-        results = map(run_shard, jobs)
-    else:
-        # By module path, not this function object: under `python -m` this module is
-        # __main__, which workers cannot always look up by name.
-        from bert.create_pretraining_data import run_shard as shard_fn
-        pool = ProcessPoolExecutor(max_workers=num_workers)
-        results = pool.map(shard_fn, jobs)
-    try:
-        for output, counts in results:
-            if counts is None:
-                total["skipped"] += 1
-                log.info("%s: up to date (sidecar matches), skipped", output)
-            else:
-                for k, v in counts.items():
-                    total[k] += v
-    finally:
-        if num_workers > 1:
-            pool.shutdown(cancel_futures=True)
-    return total
-
-
 # ------------------------------------------------------------------------------- CLI
 
 def define_flags() -> None:
-    """Google's flags and defaults (spec 7) plus parallel-mode and logging options."""
+    """Google's flags and defaults plus the per-shard mode, executor and logging options."""
     from absl import flags
     flags.DEFINE_string("input_file", None, "Input raw text file (or comma-separated list of files).")
     flags.DEFINE_string("output_file", None, "Output TF example file (or comma-separated list of files).")
@@ -693,58 +186,84 @@ def define_flags() -> None:
                        "shorter than the maximum length.")
     flags.DEFINE_string("output_dir", None, "Parallel mode (instead of --output_file): each input "
                         "file is an independent run written to DIR/<stem>.tfrecord (+ .json sidecar).")
-    flags.DEFINE_integer("num_workers", 1, "Processes for --output_dir mode.")
+    flags.DEFINE_integer("num_workers", 1, "Local processes running shards at once in --output_dir "
+                         "mode (each holds ~3 bytes of memory per byte of its shard's text).")
+    flags.DEFINE_string("scheduler", None, "--output_dir mode on an existing Dask cluster at this "
+                        "address (e.g. tcp://10.0.0.5:8786; note text travels to its workers: "
+                        "isolated networks only). Paths must be the same on every worker.")
+    flags.DEFINE_integer("dask_workers", None, "--output_dir mode on a local Dask cluster of this "
+                         "many single-threaded worker processes (bound to 127.0.0.1).")
     flags.DEFINE_bool("seed_per_shard", False, "In --output_dir mode, shard i uses random_seed + i.")
     flags.DEFINE_bool("log_examples", False, "Log the first 20 examples (token text!), like Google.")
     flags.DEFINE_bool("reference", False, "Use the slow pure-Python reference path.")
     flags.mark_flags_as_required(["input_file", "vocab_file"])
 
 
-def main(argv) -> int:
+def main(argv: Sequence[str]) -> int:
+    """The CLI: validate everything (flags, inputs, vocab, output folder) before any
+    work, then one run (--output_file) or the per-shard mode (--output_dir)."""
     from absl import flags
     FLAGS = flags.FLAGS
-    del argv
+    if len(argv) > 1:
+        raise UsageError(f"unexpected argument {argv[1]!r} (every option is a --flag)")
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     start = time.time()
-    try:
-        if (FLAGS.output_file is None) == (FLAGS.output_dir is None):
-            raise InputError("give exactly one of --output_file and --output_dir")
-        if FLAGS.num_workers < 1:
-            raise InputError(f"--num_workers={FLAGS.num_workers}: must be at least 1")
-        check_settings(FLAGS.max_seq_length, FLAGS.max_predictions_per_seq, FLAGS.dupe_factor,
-                       FLAGS.masked_lm_prob, FLAGS.short_seq_prob)
-        input_files = expand_input_files(FLAGS.input_file)
-        tokenizer = load_tokenizer(FLAGS.vocab_file, FLAGS.do_lower_case)
-        settings = dict(max_seq_length=FLAGS.max_seq_length,
-                        max_predictions_per_seq=FLAGS.max_predictions_per_seq,
-                        random_seed=FLAGS.random_seed, dupe_factor=FLAGS.dupe_factor,
-                        masked_lm_prob=FLAGS.masked_lm_prob, short_seq_prob=FLAGS.short_seq_prob,
-                        do_whole_word_mask=FLAGS.do_whole_word_mask)
-        options = dict(use_native=False if FLAGS.reference else None,
-                       log_examples=FLAGS.log_examples)
-        if FLAGS.output_file is not None:
-            outputs = [o for o in FLAGS.output_file.split(",") if o]
-            if not outputs:
-                raise InputError("--output_file names no file")
-            if FLAGS.num_workers > 1:
-                log.warning("--num_workers applies to --output_dir mode only; one process runs")
-            log.info("*** Reading from %d input files, writing to %d files ***",
-                     len(input_files), len(outputs))
-            counts = run(input_files, outputs, tokenizer, **settings, **options)
-        else:
-            settings.update(vocab_sha256=_sha256(FLAGS.vocab_file), do_lower_case=FLAGS.do_lower_case)
-            options.update(vocab_file=os.path.abspath(FLAGS.vocab_file))
-            jobs = shard_plan(input_files, FLAGS.output_dir, settings, options, FLAGS.seed_per_shard)
-            counts = run_shards(jobs, FLAGS.num_workers)
-    except InputError as e:
-        print(f"create_pretraining_data: error: {e}", file=sys.stderr)
-        return 1
+    if (FLAGS.output_file is None) == (FLAGS.output_dir is None):
+        raise UsageError("give exactly one of --output_file and --output_dir")
+    executor = ExecutorSettings(num_workers=FLAGS.num_workers, scheduler=FLAGS.scheduler,
+                                dask_workers=FLAGS.dask_workers)
+    executor.check()
+    check_settings(FLAGS.max_seq_length, FLAGS.max_predictions_per_seq, FLAGS.dupe_factor,
+                   FLAGS.masked_lm_prob, FLAGS.short_seq_prob)
+    input_files = expand_input_files(FLAGS.input_file)
+    tokenizer = load_tokenizer(FLAGS.vocab_file, FLAGS.do_lower_case)
+    settings = dict(max_seq_length=FLAGS.max_seq_length,
+                    max_predictions_per_seq=FLAGS.max_predictions_per_seq,
+                    random_seed=FLAGS.random_seed, dupe_factor=FLAGS.dupe_factor,
+                    masked_lm_prob=FLAGS.masked_lm_prob, short_seq_prob=FLAGS.short_seq_prob,
+                    do_whole_word_mask=FLAGS.do_whole_word_mask)
+    options = dict(use_native=False if FLAGS.reference else None, log_examples=FLAGS.log_examples)
+    if FLAGS.output_file is not None:
+        counts = _main_one_run(input_files, FLAGS.output_file, tokenizer, settings, options, executor)
+    else:
+        from bert.pretraining_shards import _sha256, run_shards, shard_plan
+        check_output_folder(FLAGS.output_dir)
+        settings.update(vocab_sha256=_sha256(FLAGS.vocab_file), do_lower_case=FLAGS.do_lower_case)
+        options.update(vocab_file=os.path.abspath(FLAGS.vocab_file))
+        jobs = shard_plan(input_files, FLAGS.output_dir, settings, options, FLAGS.seed_per_shard)
+        counts = run_shards(jobs, executor)
     log.info("Done in %.1f s: %s", time.time() - start,
              ", ".join(f"{v:,} {k}" for k, v in counts.items()))
     return 0
 
 
-if __name__ == "__main__":
+def _main_one_run(input_files: list[str], output_file: str, tokenizer, settings: dict,
+                  options: dict, executor: ExecutorSettings) -> dict[str, int]:
+    outputs = [o for o in output_file.split(",") if o]
+    if not outputs:
+        raise UsageError("--output_file names no file")
+    if executor.uses_dask or executor.num_workers > 1:
+        log.warning("--num_workers, --dask_workers and --scheduler apply to --output_dir mode "
+                    "only; one process runs")
+    for folder in sorted({os.path.dirname(os.path.abspath(o)) for o in outputs}):
+        check_output_folder(folder)
+    removed = sum(remove_stale_output_temps(o) for o in outputs)
+    if removed:
+        log.info("removed %d temp file(s) left by an earlier, interrupted run", removed)
+    log.info("*** Reading from %d input files, writing to %d files ***", len(input_files), len(outputs))
+    return run(input_files, outputs, tokenizer, **settings, **options)
+
+
+def _cli() -> None:
     from absl import app
     define_flags()
-    app.run(lambda argv: sys.exit(main(argv)))
+    # absl's --help/--helpfull exit with status 1; a help request is not an error.
+    help_flags = {"--help": True, "-h": True, "-?": True, "--helpshort": True, "--helpfull": False}
+    for arg in sys.argv[1:]:
+        if arg in help_flags:
+            app.usage(shorthelp=help_flags[arg], writeto_stdout=True, exitcode=0)
+    app.run(absl_main("create_pretraining_data", main))
+
+
+if __name__ == "__main__":
+    _cli()

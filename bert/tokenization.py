@@ -1,6 +1,6 @@
 """WordPiece tokenization, output-identical to Google BERT's `tokenization.py`.
 
-Spec: ../shared/specs/bert_data.md sections 1-2. The classes and functions below keep
+The classes and functions below keep
 Google's names and behaviour (Python 3 branch). On top of them, `FullTokenizer` has a
 fast path for the common case (see `FullTokenizer.tokenize_to_id_bytes`): a line made only of
 printable ASCII (plus tab) is split with one regular expression, which for that alphabet
@@ -104,7 +104,8 @@ class FullTokenizer:
         self.basic_tokenizer = BasicTokenizer(do_lower_case=do_lower_case)
         self.wordpiece_tokenizer = WordpieceTokenizer(vocab=self.vocab)
         self.do_lower_case = do_lower_case
-        self._word_ids: dict[str, bytes] = {}
+        # typecode -> word -> its WordPiece ids as array(typecode) bytes
+        self._word_ids: dict[str, dict[str, bytes]] = {}
 
     def tokenize(self, text: str | bytes) -> list[str]:
         split_tokens = []
@@ -119,8 +120,13 @@ class FullTokenizer:
         ids.frombytes(self.tokenize_to_id_bytes(text))
         return ids.tolist()
 
-    def tokenize_to_id_bytes(self, text: str) -> bytes:
-        """The ids of `tokenize(text)` as native int32 bytes (what array("i") holds).
+    def id_typecode(self) -> str:
+        """The smallest array typecode that holds every id: "H" (uint16) when the vocab
+        has at most 65,536 entries (BERT's ~30k), else "i" (int32)."""
+        return "H" if max(self.vocab.values(), default=0) < 1 << 16 else "i"
+
+    def tokenize_to_id_bytes(self, text: str, typecode: str = "i") -> bytes:
+        """The ids of `tokenize(text)` as the bytes array(typecode) holds ("i" or "H").
 
         Fast route: a line of printable ASCII (plus tab) is split by one regex, which for
         that alphabet is exactly the basic tokenizer; each word's WordPiece ids are cached
@@ -132,7 +138,7 @@ class FullTokenizer:
             words = _FAST_TOKENS.findall(text.lower() if self.do_lower_case else text)
         else:
             words = self.basic_tokenizer.tokenize(text)
-        cache = self._word_ids
+        cache = self._word_ids.setdefault(typecode, {})
         try:  # common case: every word seen before
             return b"".join(map(cache.__getitem__, words))
         except KeyError:
@@ -141,7 +147,7 @@ class FullTokenizer:
         for word in words:
             ids = cache.get(word)
             if ids is None:
-                ids = array("i", convert_by_vocab(
+                ids = array(typecode, convert_by_vocab(
                     self.vocab, self.wordpiece_tokenizer.tokenize(word))).tobytes()
                 if len(cache) < 500_000:  # bound memory (~100 MB) on very diverse inputs
                     cache[word] = ids

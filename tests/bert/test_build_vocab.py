@@ -9,6 +9,7 @@ import pytest
 
 from bert import build_vocab as bv
 from bert.tokenization import BasicTokenizer, FullTokenizer
+from utils.cli import UserError
 from data_prep.notes import iter_notes
 from data_prep.synthetic_notes import write_synthetic_notes
 
@@ -127,8 +128,10 @@ def test_deterministic_across_processes(corpus, tmp_path):
 
 
 def test_bad_input(tmp_path):
-    with pytest.raises(bv.VocabInputError, match=r"no file matches '.*nothing\*\.txt'"):
+    # the project's one input-list expander (utils.files), with its message
+    with pytest.raises(UserError, match=r".*nothing\*\.txt: input glob matches no file"):
         bv.expand_input_files(f"{tmp_path}/nothing*.txt")
+    assert issubclass(bv.VocabInputError, UserError) and issubclass(bv.VocabOutputError, UserError)
     (tmp_path / "blank.txt").write_text("\n  \n")
     with pytest.raises(bv.VocabInputError, match=r"no text in .*blank\.txt"):
         bv.build_vocab([str(tmp_path / "blank.txt")])
@@ -138,5 +141,27 @@ def test_bad_input(tmp_path):
     out = tmp_path / "vocab.txt"
     run = subprocess.run([sys.executable, "-m", "bert.build_vocab", f"--input_file={tmp_path}/none.txt",
                           f"--output_file={out}"], cwd=REPO, capture_output=True, text=True)
-    assert run.returncode == 1 and "build_vocab: error: --input_file: no file matches" in run.stderr
+    assert run.returncode == 1 and f"build_vocab: error: {tmp_path}/none.txt: input file not found" in run.stderr
     assert not out.exists()
+
+
+def test_unwritable_output_folder_and_help(tmp_path):
+    """A folder the vocab cannot be written to is one line naming it (no temp left);
+    --help exits 0 and shows each flag with its default."""
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("Pt is a 83 yo F with CHF.\nShe has CHF.\n" * 50, "utf-8")
+    blocker = tmp_path / "file"  # a file where the output folder should be: ENOTDIR for root too
+    blocker.write_text("x")
+    run = subprocess.run([sys.executable, "-m", "bert.build_vocab", f"--input_file={corpus}",
+                          f"--output_file={blocker}/sub/vocab.txt", "--vocab_size=200"],
+                         cwd=REPO, capture_output=True, text=True)
+    assert run.returncode == 1, run.stderr
+    assert "Traceback" not in run.stderr
+    assert f"build_vocab: error: {blocker}/sub: cannot write vocab.txt there (" in run.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.txt", "file"]
+    run = subprocess.run([sys.executable, "-m", "bert.build_vocab", "--help"], cwd=REPO,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    for flag, default in [("vocab_size", "8000"), ("min_frequency", "2"), ("limit_alphabet", "1000"),
+                          ("output_file", "vocab.txt"), ("do_lower_case", "false")]:
+        assert f"{flag}: " in run.stdout and f"(default: '{default}')" in run.stdout, flag

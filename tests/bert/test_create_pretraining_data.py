@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -339,3 +340,172 @@ def test_parallel_shards_equal_single_runs_and_resume(mixed_inputs, cased_vocab,
     assert (tmp_path / "o2/s0.tfrecord").read_bytes() == (out / "s0.tfrecord").read_bytes()
     assert json.loads((tmp_path / "o2/s1.tfrecord.json").read_text())["settings"]["random_seed"] == 12346
     assert not [p for p in out.iterdir() if ".tmp-" in p.name]
+
+
+# ------------------------------------------------------------- memory (issue 12)
+
+# VmHWM, not ru_maxrss: a child's ru_maxrss starts at its parent's RSS when it was forked
+# (Linux carries the pre-exec high-water mark over), i.e. the test process's own size.
+_PEAK_WRAPPER = (
+    "import sys, runpy; sys.argv = ['create_pretraining_data'] + sys.argv[1:]\n"
+    "try:\n    runpy.run_module('bert.create_pretraining_data', run_name='__main__')\n"
+    "finally:\n    print('PEAK', open('/proc/self/status').read().split('VmHWM:')[1].split()[0],"
+    " file=sys.stderr)")
+
+
+def _peak_rss(*args: str) -> int:
+    """Peak RSS in bytes of one CLI run in a fresh process."""
+    r = subprocess.run([sys.executable, "-c", _PEAK_WRAPPER, *args], cwd=REPO,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return int([l for l in r.stderr.splitlines() if l.startswith("PEAK")][-1].split()[1]) * 1024
+
+
+@native_only
+@pytest.mark.parametrize("mode", ["output_file", "output_dir"])
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads VmHWM from /proc")
+def test_memory_grows_by_under_4_bytes_per_byte_of_text(tmp_path, cased_vocab, mode):
+    """Peak RSS of the default CLI grows by < 4 bytes per byte of input text (the goal;
+    the requirement is 6; before the reference-based instance store it was ~15.5). The
+    slope between a 1 MB and a 5 MB shard is what a 1 GB shard costs per byte (measured
+    there: bench/README.md), without the fixed cost of the interpreter and imports."""
+    from bench.make_clinical_corpus import make_corpus
+
+    sizes, peaks = [], []
+    for docs in (800, 4000):
+        inp = tmp_path / f"in{docs}" / "text.txt"
+        inp.parent.mkdir()
+        inp.write_text(make_corpus(docs, seed=3), "utf-8")
+        out = ["--output_file", str(inp.parent / "o.tfrecord")] if mode == "output_file" else \
+            ["--output_dir", str(inp.parent / "out")]
+        sizes.append(inp.stat().st_size)
+        peaks.append(_peak_rss("--input_file", str(inp), *out, "--vocab_file", str(cased_vocab),
+                               "--do_lower_case=False", "--dupe_factor=5"))
+    slope = (peaks[1] - peaks[0]) / (sizes[1] - sizes[0])
+    assert sizes[1] - sizes[0] > 3_500_000
+    assert 0 < slope < 4.0, f"{slope:.2f} bytes of peak RSS per byte of text"
+
+
+@native_only
+def test_native_equals_reference_with_int32_ids(mixed_inputs, cased_vocab, tmp_path):
+    """A vocab over 65,536 entries keeps ids as int32 (uint16 otherwise): same records."""
+    lines = cased_vocab.read_text("utf-8").split("\n")
+    v = tmp_path / "big_vocab.txt"
+    v.write_text("\n".join(lines + [f"zzfiller{i}" for i in range(70_000 - len(lines))] + ["Tail"]),
+                 "utf-8")
+    tok = tokenization.FullTokenizer(str(v), False)
+    small = tokenization.FullTokenizer(str(cased_vocab), False)
+    assert tok.id_typecode() == "i" and small.id_typecode() == "H"
+    assert cpd.read_flat_documents(mixed_inputs, tok).tokens.typecode == "i"
+    blobs = []
+    for native in (False, True):
+        out = tmp_path / f"{native}.tfrecord"
+        cpd.run(mixed_inputs, [str(out)], tok, use_native=native, dupe_factor=2,
+                masked_lm_prob=0.5, max_predictions_per_seq=40)  # many random-word ids > 65535
+        blobs.append(out.read_bytes())
+    assert blobs[0] == blobs[1]
+    ids = [i for rec in cpd.iter_records(tmp_path / "True.tfrecord")
+           for i in cpd.parse_example(rec)["input_ids"]]
+    assert max(ids) >= 1 << 16
+
+
+# ------------------------------------------------- output folder, temps, help (issue 9)
+
+@pytest.fixture
+def readonly_dir(tmp_path):
+    """A folder no file can be created in, also for root (chattr +i where chmod is not
+    enough)."""
+    d = tmp_path / "ro"
+    d.mkdir()
+    d.chmod(0o555)
+    undo = [lambda: d.chmod(0o755)]
+    if os.access(d, os.W_OK):  # root ignores permission bits
+        if subprocess.run(["chattr", "+i", str(d)], capture_output=True).returncode != 0:
+            d.chmod(0o755)
+            pytest.skip("cannot make a read-only folder here (root without chattr)")
+        undo.insert(0, lambda: subprocess.run(["chattr", "-i", str(d)], check=True))
+    yield d
+    for u in undo:
+        u()
+
+
+@pytest.mark.parametrize("mode", ["--output_file", "--output_dir"])
+def test_read_only_output_folder_is_one_line(good, readonly_dir, mode):
+    target = readonly_dir / "o.tfrecord" if mode == "--output_file" else readonly_dir / "sub"
+    r = cli(f"--input_file={good['input']}", f"{mode}={target}", f"--vocab_file={good['vocab']}",
+            "--do_lower_case=False")
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    assert f"create_pretraining_data: error: {readonly_dir}" in r.stderr
+    assert "cannot write output there" in r.stderr
+    assert ("Permission denied" in r.stderr or "Operation not permitted" in r.stderr
+            or "Read-only file system" in r.stderr)
+    assert list(readonly_dir.iterdir()) == []
+
+
+def _no_bigger_files_than(limit: int):
+    """preexec_fn: writes past `limit` bytes fail with EFBIG, like a full disk does with
+    ENOSPC (the signal that would kill the process instead is ignored)."""
+    import resource
+    import signal
+
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+@native_only
+@pytest.mark.parametrize("reference", [False, True])
+def test_full_disk_mid_write_is_one_line_and_leaves_no_temp(mixed_inputs, cased_vocab, tmp_path, reference):
+    out = tmp_path / "out" / "o.tfrecord"
+    out.parent.mkdir()
+    out.write_bytes(b"previous")
+    r = subprocess.run([sys.executable, "-m", "bert.create_pretraining_data",
+                        f"--input_file={','.join(mixed_inputs)}", f"--output_file={out}",
+                        f"--vocab_file={cased_vocab}", "--do_lower_case=False", "--dupe_factor=2",
+                        f"--reference={reference}"],
+                       cwd=REPO, capture_output=True, text=True, timeout=300,
+                       preexec_fn=_no_bigger_files_than(200_000))
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    assert f"create_pretraining_data: error: {out.parent}: cannot write output there (File too large)" in r.stderr
+    assert sorted(p.name for p in out.parent.iterdir()) == ["o.tfrecord"]
+    assert out.read_bytes() == b"previous"
+
+
+def test_stale_temps_of_a_killed_run_are_removed_and_only_those(good, tmp_path):
+    out = good["out"]
+    out.parent.mkdir()
+    stale = out.parent / f".{out.name}.tmp-k1ll3d"
+    stale.write_bytes(b"partial")
+    other = out.parent / ".notes.txt.tmp-abc123"   # another program's temp: not ours
+    mine_elsewhere = tmp_path / f".{out.name}.tmp-zz9"  # another folder: not this run's
+    user = out.parent / "readme.txt"
+    for p in (other, mine_elsewhere, user):
+        p.write_text("keep")
+    r = cli(f"--input_file={good['input']}", f"--output_file={out}", f"--vocab_file={good['vocab']}",
+            "--do_lower_case=False")
+    assert r.returncode == 0, r.stderr
+    assert "removed 1 temp file(s) left by an earlier, interrupted run" in r.stderr
+    assert not stale.exists() and other.exists() and mine_elsewhere.exists() and user.exists()
+    assert out.is_file()
+
+
+def test_help_exits_0_with_defaults_and_a_line_per_flag():
+    r = cli("--help")
+    assert r.returncode == 0, r.stderr
+    for flag, default in [("max_seq_length", "128"), ("dupe_factor", "10"), ("random_seed", "12345"),
+                          ("masked_lm_prob", "0.15"), ("num_workers", "1"), ("do_lower_case", "true")]:
+        entry = re.search(rf"\n  --(\[no\])?{flag}: (.*?)(?=\n  --|\Z)", r.stdout, re.S)
+        assert entry and f"(default: '{default}')" in entry.group(2), flag
+    for flag in ["input_file", "output_file", "output_dir", "vocab_file", "scheduler", "dask_workers",
+                 "seed_per_shard", "reference", "log_examples", "short_seq_prob"]:
+        assert f"--{flag}: " in r.stdout or f"--[no]{flag}: " in r.stdout, flag
+
+
+def test_input_errors_are_user_errors():
+    from utils.cli import UserError
+    assert issubclass(cpd.InputError, UserError) and issubclass(cpd.OutputError, UserError)
+    r = cli("--input_file=x", "--vocab_file=y", "--output_file=z", "extra_arg")
+    assert r.returncode == 2 and "error: unexpected argument 'extra_arg'" in r.stderr
