@@ -34,11 +34,11 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from downstream_tasks.data import NerSentence, write_conll
 from utils.atomic import write_json_atomic
-from utils.cli import UsageError, UserError, absl_main, os_error_message
+from utils.cli import UsageError, UserError, absl_run, os_error_message
 from utils.files import expand_input_files
 
 YEARS = (2006, 2010, 2012, 2014)
@@ -353,4 +353,4 @@ def define_flags() -> None:
 
 if __name__ == "__main__":
     define_flags()
-    app.run(absl_main("downstream_tasks.i2b2", main))
+    absl_run("downstream_tasks.i2b2", main)

@@ -26,12 +26,12 @@ import time
 from pathlib import Path
 from typing import Any, Sequence, TextIO
 
-from absl import app, flags
+from absl import flags
 
 from downstream_tasks import tasks, training
 from downstream_tasks.training import Setting
 from utils.atomic import atomic_path, remove_stale_temps, write_json_atomic
-from utils.cli import UsageError, UserError, absl_main, os_error_message
+from utils.cli import UsageError, UserError, absl_run, os_error_message
 
 _LRS, _BATCHES = (2e-5, 3e-5, 5e-5), (16, 32)
 PRESETS: dict[str, dict[str, list[Setting]]] = {
@@ -254,4 +254,4 @@ def define_flags() -> None:
 
 if __name__ == "__main__":
     define_flags()
-    app.run(absl_main("downstream_tasks.run", main))
+    absl_run("downstream_tasks.run", main)

@@ -15,10 +15,10 @@ import random
 from pathlib import Path
 from typing import Sequence
 
-from absl import app, flags
+from absl import flags
 
 from downstream_tasks.data import NerSentence, write_conll
-from utils.cli import UsageError, absl_main
+from utils.cli import UsageError, absl_run
 
 # A sentence is a list of segments (text, entity type or None, glued to the previous segment).
 Segment = tuple[str, "str | None", bool]
@@ -216,4 +216,4 @@ def define_flags() -> None:
 
 if __name__ == "__main__":
     define_flags()
-    app.run(absl_main("downstream_tasks.synthetic", main))
+    absl_run("downstream_tasks.synthetic", main)

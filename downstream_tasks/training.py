@@ -84,6 +84,7 @@ def load_model(model_dir: str | os.PathLike, task: str, num_labels: int, allow_p
         raise ModelError(f"{folder}: no model.safetensors; pytorch_model.bin is a pickle that can run "
                          "code when loaded: pass --allow_pickle_i_trust_this_code to use it")
     transformers.logging.set_verbosity_error()  # the load report lists the new head: expected
+    transformers.utils.logging.disable_progress_bar()
     cls = AutoModelForSequenceClassification if task == "mednli" else AutoModelForTokenClassification
     return cls.from_pretrained(str(folder), num_labels=num_labels, local_files_only=True,
                                use_safetensors=has_safetensors)

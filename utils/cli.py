@@ -64,3 +64,18 @@ def absl_main(prog: str, main: Callable[[Sequence[str]], int | None]) -> Callabl
     def _main(argv: Sequence[str]) -> None:
         sys.exit(run_main(prog, main, argv))
     return _main
+
+
+_HELP_FLAGS = ("--help", "-help", "-h", "-?", "--helpshort", "--helpfull", "--helpxml")
+
+
+def absl_run(prog: str, main: Callable[[Sequence[str]], int | None]) -> None:
+    """`app.run(absl_main(prog, main))`, except that asking for help exits 0 (absl exits 1
+    after printing the flags and their help lines)."""
+    from absl import app
+    try:
+        app.run(absl_main(prog, main))
+    except SystemExit as exc:
+        if exc.code == 1 and any(a.split("=")[0] in _HELP_FLAGS for a in sys.argv[1:]):
+            raise SystemExit(0) from None
+        raise
