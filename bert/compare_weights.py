@@ -17,8 +17,14 @@ accuracy and pseudo-perplexity exp(mean -log p(token | rest)), and mean cosine s
 the two models' [CLS] and mean-pooled final hidden states. A TF checkpoint runs with
 `gelu_new` (the tanh GELU its graph computes); an HF folder with its own config's activation.
 
+When either model has no pretraining heads (a BertModel / sentence-embedding export) or
+only the MLM head, the weights are compared on the encoder (embeddings, layers, and the
+pooler when both have one), and the report says so; the fill-mask probe needs both MLM
+heads and is skipped otherwise.
+
 Exit status: 0 (a report), 1 when `--max_rel_diff` is given and a tensor's relative L2
-difference exceeds it or a tensor is missing/misshapen on one side, 2 when an input is unusable.
+difference exceeds it or a tensor is missing/misshapen on one side, 2 when an input is
+unusable (one line: `compare_weights: error: ...`).
 """
 from __future__ import annotations
 
@@ -26,16 +32,16 @@ import json
 import math
 import os
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from bert import checkpoint_map as cm
 from bert.checkpoint_map import CheckpointError
+from utils.cli import UsageError, UserError, absl_run, os_error_message
 
 # Synthetic clinical-style sentences written for this tool (no patient data).
 PROBE_SENTENCES = (
@@ -319,7 +325,11 @@ def compare(ours: str | os.PathLike, theirs: str | os.PathLike, text_file: str |
     report: dict[str, Any] = {"ours": {"path": a.path, "kind": a.kind},
                               "theirs": {"path": b.path, "kind": b.kind}}
     report.update(compare_metadata(a, b))
-    report["weights"] = compare_weights(a.weights, b.weights)
+    scope = encoder_scope(a, b)
+    if scope:
+        report["weights"] = {"scope": scope, **compare_weights(*encoder_weights(a.weights, b.weights))}
+    else:
+        report["weights"] = compare_weights(a.weights, b.weights)
     if no_text:
         report["text"] = {"skipped": "--no_text"}
     else:
@@ -330,6 +340,23 @@ def compare(ours: str | os.PathLike, theirs: str | os.PathLike, text_file: str |
         failing += w["only_in_ours"] + w["only_in_theirs"]
         report["check"] = {"max_rel_diff": max_rel_diff, "passed": not failing, "failing": failing}
     return report
+
+
+def encoder_scope(a: Model, b: Model) -> str | None:
+    """Why the weights are compared on the encoder only (a side lacks pretraining heads); None
+    when both have every head."""
+    lacking = [f"{name} has {'no pretraining heads' if layout == 'none' else 'only the MLM head'}"
+               for name, m in (("ours", a), ("theirs", b))
+               if (layout := cm.head_layout(m.weights)) != "pretraining"]
+    return f"encoder only: {' and '.join(lacking)}" if lacking else None
+
+
+def encoder_weights(a: dict[str, np.ndarray], b: dict[str, np.ndarray]
+                    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Both sides without cls/* heads, and without the pooler unless both have it."""
+    both_pool = all(any(n.startswith("bert/pooler/") for n in w) for w in (a, b))
+    keep = lambda n: not n.startswith("cls/") and (both_pool or not n.startswith("bert/pooler/"))
+    return {n: v for n, v in a.items() if keep(n)}, {n: v for n, v in b.items() if keep(n)}
 
 
 def read_sentences(path: str | os.PathLike) -> list[str]:
@@ -365,7 +392,8 @@ def format_report(r: dict[str, Any], all_tensors: bool = False) -> str:
               f"effective: ours={r['effective_do_lower_case'][0]} theirs={r['effective_do_lower_case'][1]}"]
     lines += [f"  {k}: ours={a!r} theirs={b!r}" for k, (a, b) in r["tokenizer"].items()]
     w = r["weights"]
-    lines += ["== weights per group (rel L2 = ||ours-theirs|| / ||theirs||)",
+    lines += ["== weights per group (rel L2 = ||ours-theirs|| / ||theirs||)"
+              + (f": {w['scope']}" if w.get("scope") else ""),
               f"  {'group':<12}{'tensors':>8}{'differ':>8}{'max abs diff':>14}{'rel L2':>12}"]
     for g, s in w["layers"].items():
         lines.append(f"  {g:<12}{s['n_tensors']:>8}{s['n_differing'] + s['shape_mismatch']:>8}"
@@ -439,25 +467,31 @@ def plot_layers(report: dict[str, Any], path: str | os.PathLike) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str]) -> None:
+class UnusableInput(UserError):
+    """A model that cannot be read: exit status 2, apart from a failed --max_rel_diff check (1)."""
+
+    exit_code = 2
+
+
+def main(argv: Sequence[str]) -> int:
     F = flags.FLAGS
     if len(argv) != 3:
-        print("usage: python -m bert.compare_weights OURS THEIRS [flags]", file=sys.stderr)
-        sys.exit(2)
+        raise UsageError("expected two models: python -m bert.compare_weights OURS THEIRS [flags]")
     try:
         report = compare(argv[1], argv[2], F.text, F.no_text, F.max_rel_diff,
                          F.allow_pickle_i_trust_this_code)
-    except (CheckpointError, ValueError, OSError) as e:
-        print(f"compare_weights: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    except CheckpointError as e:
+        raise UnusableInput(str(e)) from None
     print(format_report(report, F.all_tensors))
-    if F.json:
-        from utils.atomic import write_json_atomic
-        write_json_atomic(F.json, _json_safe(report))
-    if F.plot:
-        plot_layers(report, F.plot)
-    if "check" in report and not report["check"]["passed"]:
-        sys.exit(1)
+    try:
+        if F.json:
+            from utils.atomic import write_json_atomic
+            write_json_atomic(F.json, _json_safe(report))
+        if F.plot:
+            plot_layers(report, F.plot)
+    except OSError as e:
+        raise UserError(os_error_message(e, "cannot write")) from None
+    return 1 if "check" in report and not report["check"]["passed"] else 0
 
 
 def define_flags() -> None:
@@ -477,4 +511,4 @@ def define_flags() -> None:
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up chatter off stderr
     define_flags()
-    app.run(main)
+    absl_run("compare_weights", main)
