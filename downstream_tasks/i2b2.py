@@ -140,7 +140,13 @@ _RECORD = re.compile(r'<RECORD ID="([^"]*)">\s*<TEXT>(.*?)</TEXT>', re.S)
 
 
 def read_2006(path: str, stats: Stats) -> dict[str, list[NerSentence]]:
-    """{record id: sentences} of an i2b2 2006 de-id XML file (inline PHI tags)."""
+    """{record id: sentences} of an i2b2 2006 de-id XML file (inline PHI tags).
+
+    # DEVIATION: the original split lines on spaces only and special-cased a PHI glued to
+    # a neighbour (`<PHI>01/01</PHI>/1995` gave `01/01` and `1995`, dropping the `/`, and
+    # only the PHI's first word was kept there); here the cut at the PHI's boundary keeps
+    # every character: `01/01`, `/1995`.
+    """
     raw = _read(path)
     records = {}
     for m in _RECORD.finditer(raw):

@@ -145,8 +145,8 @@ def run_unit(task, tokenizer, model_dir: Path, setting: Setting, seed: int, out:
     model = training.load_model(model_dir, task.name, len(task.labels), allow_pickle)
     trained = training.fine_tune(model, task.examples(tokenizer, "train"), setting, seed, device,
                                  max_steps, log, label)
-    dev, _ = task.evaluate(model, tokenizer, "dev", device)
-    test, predicted = task.evaluate(model, tokenizer, "test", device)
+    dev, _ = task.evaluate(model, tokenizer, "dev", device, log)
+    test, predicted = task.evaluate(model, tokenizer, "test", device, log)
     task.write_predictions(predictions, "test", predicted)
     result = {"seed": seed, "setting": setting.__dict__, "dev": dev, "test": test, **trained,
               "seconds": round(time.monotonic() - start, 1)}

@@ -42,13 +42,13 @@ class MedNLI:
             out.append(Example(enc["input_ids"], enc["token_type_ids"], self.labels.index(ex.label)))
         return out
 
-    def evaluate(self, model, tokenizer, split: str, device) -> tuple[dict[str, float], list[str]]:
+    def evaluate(self, model, tokenizer, split: str, device, log=None) -> tuple[dict[str, float], list[str]]:
         examples = self.examples(tokenizer, split)
         predicted = [""] * len(examples)
 
         def each(i: int, logits: np.ndarray) -> None:
             predicted[i] = self.labels[int(np.argmax(logits))]
-        predict_logits(model, examples, device, each)
+        predict_logits(model, examples, device, each, log, f"{self.name} {split} prediction")
         gold = [ex.label for ex in self.splits[split]]
         correct = sum(g == p for g, p in zip(gold, predicted))
         return {"accuracy": 100.0 * correct / len(gold), "examples": len(gold)}, predicted
@@ -89,7 +89,7 @@ class Ner:
         return [Example(w.input_ids, [0] * len(w.input_ids), w.label_ids)
                 for w in self._windows(tokenizer, split, max_length)]
 
-    def evaluate(self, model, tokenizer, split: str, device,
+    def evaluate(self, model, tokenizer, split: str, device, log=None,
                  max_length: int = MAX_LENGTH) -> tuple[dict[str, float], list[list[str]]]:
         sentences = self.splits[split]
         wins = self._windows(tokenizer, split, max_length)
@@ -100,7 +100,7 @@ class Ner:
             for pos, word in zip(w.score_positions, w.score_words):
                 predicted[w.sentence][word] = self.labels[int(np.argmax(logits[pos]))]
         predict_logits(model, [Example(w.input_ids, [0] * len(w.input_ids), w.label_ids) for w in wins],
-                       device, each)
+                       device, each, log, f"{self.name} {split} prediction (windows)")
         unscored = sum(p is None for sent in predicted for p in sent)
         if unscored:  # the windows guarantee a prediction per word: anything else is a bug
             raise AssertionError(f"{unscored} word(s) got no prediction")

@@ -188,12 +188,14 @@ def fine_tune(model, examples: Sequence[Example], setting: Setting, seed: int, d
     return {"steps": steps, "final_loss": loss_value}
 
 
-def predict_logits(model, examples: Sequence[Example], device,
-                   each: Callable[[int, Any], None]) -> None:
-    """Run the model on `examples` in order; call `each(example index, logits row)`."""
+def predict_logits(model, examples: Sequence[Example], device, each: Callable[[int, Any], None],
+                   log: TextIO | None = None, label: str = "") -> None:
+    """Run the model on `examples` in order; call `each(example index, logits row)`.
+    Progress (examples/s, ETA) goes to `log`."""
     import torch
     model.to(device).eval()
     autocast, _ = _autocast(device)
+    progress = Progress("examples", total=len(examples), label=label, interval=10.0, stream=log)
     index = 0
     with torch.no_grad(), autocast:
         for ids, types, mask, _ in _batches(examples, range(len(examples)), EVAL_BATCH, device):
@@ -201,6 +203,8 @@ def predict_logits(model, examples: Sequence[Example], device,
             for row in logits:
                 each(index, row.numpy())
                 index += 1
+            progress.update(len(logits))
+    progress.done()
 
 
 def set_seed(seed: int) -> None:

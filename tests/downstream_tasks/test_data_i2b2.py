@@ -111,3 +111,16 @@ def test_conll_reader(tmp_path: Path) -> None:
     with pytest.raises(data.DataError, match="missing dev.tsv, test.tsv"):
         (tmp_path / "train.tsv").write_text("a\tO\n")
         data.task_files("ner", tmp_path)
+
+
+def test_cli_converts_with_globs(synthetic_dir: Path, tmp_path: Path) -> None:
+    raw = synthetic_dir / "raw" / "i2b2_2010"
+    r = subprocess.run([sys.executable, "-m", "downstream_tasks.i2b2", "--year", "2010",
+                        "--train", f"{raw}/train/txt/*.txt,{raw}/train/concept/*.con",
+                        "--test", f"{raw}/test/txt/*.txt,{raw}/test/concept/*.con",
+                        "--output_dir", str(tmp_path / "i2b2_2010"), "--dev_fraction", "0.34"],
+                       cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert data.read_conll(tmp_path / "i2b2_2010" / "test.tsv") == \
+        data.read_conll(synthetic_dir / "expected" / "i2b2_2010_test.tsv")
+    assert "i2b2 2010 test: 6 documents" in r.stderr

@@ -72,3 +72,12 @@ def test_every_word_scored_exactly_once() -> None:
             assert len(win.input_ids) <= 12 and win.input_ids[0] == 2 and win.input_ids[-1] == 3
             for pos, word in zip(win.score_positions, win.score_words):
                 assert win.label_ids[pos] == label_ids[word]  # the first sub-token carries the label
+
+
+def test_linear_warmup_then_decay() -> None:
+    from downstream_tasks.training import linear_schedule
+    steps, warmup = 100, 10  # 10% warmup, as BERT's fine-tuning recipe
+    factors = [linear_schedule(s, steps, warmup) for s in range(steps)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert factors[10] == pytest.approx(1.0) and factors[55] == pytest.approx(0.5)
+    assert factors[99] == pytest.approx(1 / 90) and max(factors) == 1.0
