@@ -175,6 +175,8 @@ def evaluate(task_kind: str, data_dir: str | os.PathLike, model_dir: str | os.Pa
     seeds = list(seeds) if seeds else list(DEFAULT_SEEDS[preset])
     model_dir, out = Path(model_dir).resolve(), Path(output_dir).resolve()
     task = tasks.load_task(task_kind, data_dir)  # every data file is read (and checked) first
+    if not model_dir.is_dir():
+        raise training.ModelError(f"{model_dir}: model folder not found")
     tokenizer = training.load_tokenizer(model_dir)
     if not (model_dir / "model.safetensors").is_file() and not allow_pickle:
         training.load_model(model_dir, task_kind, len(task.labels), allow_pickle)  # raises the pickle error
