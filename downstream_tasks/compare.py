@@ -33,7 +33,7 @@ from absl import flags
 
 from downstream_tasks import data, scorer
 from utils.atomic import atomic_path, write_json_atomic, write_text_atomic
-from utils.cli import UsageError, UserError, absl_run
+from utils.cli import UsageError, UserError, absl_run, os_error_message
 
 # Alsentzer et al. 2019, Table 2 (test sets). The arXiv v1 MedNLI 84-85 were dev numbers.
 PUBLISHED_MODELS = ("Bio+Clinical BERT", "BioBERT", "BERT-Base cased")
@@ -223,10 +223,13 @@ def compare(run_a: str | os.PathLike, run_b: str | os.PathLike, output_dir: str 
     report["markdown"] = markdown(rows)
     if output_dir is not None:
         out = Path(output_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(out / "comparison.md", report["markdown"])
-        write_json_atomic(out / "comparison.json", {k: v for k, v in report.items() if k != "markdown"})
-        plot(rows, out / "per_seed_scores.png")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(out / "comparison.md", report["markdown"])
+            write_json_atomic(out / "comparison.json", {k: v for k, v in report.items() if k != "markdown"})
+            plot(rows, out / "per_seed_scores.png")
+        except OSError as e:
+            raise CompareError(os_error_message(e, "cannot write")) from None
     return report
 
 

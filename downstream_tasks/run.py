@@ -185,7 +185,10 @@ def evaluate(task_kind: str, data_dir: str | os.PathLike, model_dir: str | os.Pa
     settings = PRESETS[preset][task_kind]
     config = run_config(task_kind, name, task.files, model_dir, preset, settings, max_steps)
     claim_output_dir(out, config)
-    log = Tee(out / "log.txt")
+    try:
+        log = Tee(out / "log.txt")
+    except OSError as e:
+        raise RunError(os_error_message(e, "cannot write the log")) from None
     try:
         print(f"{name}: {preset} preset, {len(settings)} setting(s) x seeds {seeds} on {device}; "
               f"data {task.counts()}", file=log, flush=True)
@@ -206,6 +209,8 @@ def evaluate(task_kind: str, data_dir: str | os.PathLike, model_dir: str | os.Pa
         print(f"{name}: test {task.metric} {results['test_mean']:.2f} +- {results['test_sd']:.2f} "
               f"over {len(runs)} seed(s); wrote {out / 'results.json'}", file=log, flush=True)
         return results
+    except OSError as e:  # a full or read-only disk while writing outputs: one line
+        raise RunError(os_error_message(e, "cannot write")) from None
     finally:
         log.close()
 

@@ -173,3 +173,17 @@ def test_compare_refuses_unpaired(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "downstream_tasks.compare", str(tmp_path / "a"),
                         str(tmp_path / "nope")], cwd=REPO, env=ENV, capture_output=True, text=True)
     assert r.returncode == 1 and r.stderr.strip() == f"downstream_tasks.compare: error: {tmp_path / 'nope'}: not found"
+
+
+def test_full_disk_is_one_line(synthetic_dir: Path, mednli_model: Path, tmp_path: Path, monkeypatch) -> None:
+    import errno
+
+    def full(path, obj) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+    out = tmp_path / "out"
+    run.evaluate("mednli", synthetic_dir / "mednli", mednli_model, out, seeds=[1], max_steps=1)
+    (out / "results.json").unlink()
+    monkeypatch.setattr(run, "write_json_atomic", full)
+    with pytest.raises(run.RunError, match=rf"cannot write: {out / 'results.json'}: No space left on device"):
+        run.evaluate("mednli", synthetic_dir / "mednli", mednli_model, out, seeds=[1], max_steps=1)
+    assert not (out / "results.json").exists() and not list(out.glob(".*tmp-*"))
