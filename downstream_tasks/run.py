@@ -158,7 +158,7 @@ def run_unit(task, tokenizer, model_dir: Path, setting: Setting, seed: int, out:
 
 def best_by_dev(units: Sequence[dict[str, Any]], metric: str) -> dict[str, Any]:
     """The unit with the best dev score (ties: the earliest in grid order)."""
-    return max(reversed(list(units)), key=lambda u: u["dev"][metric])
+    return max(units, key=lambda u: u["dev"][metric])  # max() keeps the first of equal ones
 
 
 def evaluate(task_kind: str, data_dir: str | os.PathLike, model_dir: str | os.PathLike,

@@ -81,3 +81,13 @@ def test_linear_warmup_then_decay() -> None:
     assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
     assert factors[10] == pytest.approx(1.0) and factors[55] == pytest.approx(0.5)
     assert factors[99] == pytest.approx(1 / 90) and max(factors) == 1.0
+
+
+def test_paper_preset_grid_and_selection() -> None:
+    from downstream_tasks import run
+    grid = run.PRESETS["paper"]["ner"]
+    assert len(grid) == 18 and {s.epochs for s in grid} == {2, 3, 4}
+    assert {s.learning_rate for s in grid} == {2e-5, 3e-5, 5e-5} and {s.batch_size for s in grid} == {16, 32}
+    assert len(run.PRESETS["paper"]["mednli"]) == 18 and {s.epochs for s in run.PRESETS["paper"]["mednli"]} == {3, 4, 5}
+    units = [{"dev": {"f1": 80.0}, "k": 0}, {"dev": {"f1": 82.0}, "k": 1}, {"dev": {"f1": 82.0}, "k": 2}]
+    assert run.best_by_dev(units, "f1")["k"] == 1  # the best dev score; ties: the first in grid order
