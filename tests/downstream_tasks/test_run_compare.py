@@ -187,3 +187,14 @@ def test_full_disk_is_one_line(synthetic_dir: Path, mednli_model: Path, tmp_path
     with pytest.raises(run.RunError, match=rf"cannot write: {out / 'results.json'}: No space left on device"):
         run.evaluate("mednli", synthetic_dir / "mednli", mednli_model, out, seeds=[1], max_steps=1)
     assert not (out / "results.json").exists() and not list(out.glob(".*tmp-*"))
+
+
+def test_paper_preset_picks_best_dev(synthetic_dir: Path, mednli_model: Path, tmp_path: Path) -> None:
+    r = run.evaluate("mednli", synthetic_dir / "mednli", mednli_model, tmp_path / "paper", preset="paper",
+                     max_steps=1)
+    (only,) = r["runs"]
+    assert only["seed"] == 1 and len(only["grid"]) == 18
+    best = max(g["dev"] for g in only["grid"])
+    assert only["dev"]["accuracy"] == best
+    assert only["setting"] == next(g["setting"] for g in only["grid"] if g["dev"] == best)
+    assert len(list((tmp_path / "paper" / "units").glob("*.json"))) == 18
