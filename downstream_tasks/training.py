@@ -133,14 +133,21 @@ def total_steps(n_examples: int, setting: Setting, max_steps: int | None) -> int
     return min(steps, max_steps) if max_steps else steps
 
 
-def _autocast(device):
-    import contextlib
+def _mixed_precision(device):
+    """(autocast dtype or None, GradScaler or None) for `device`: bfloat16 on GPUs that have
+    it, else float16 with one loss scaler for the whole run; full precision on a CPU."""
     import torch
     if device.type != "cuda":
-        return contextlib.nullcontext(), None
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
-    return torch.autocast("cuda", dtype=dtype), scaler
+        return None, None
+    if torch.cuda.is_bf16_supported():
+        return torch.bfloat16, None
+    return torch.float16, torch.amp.GradScaler("cuda")
+
+
+def _autocast(dtype):
+    import contextlib
+    import torch
+    return torch.autocast("cuda", dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
 def fine_tune(model, examples: Sequence[Example], setting: Setting, seed: int, device,
@@ -156,13 +163,13 @@ def fine_tune(model, examples: Sequence[Example], setting: Setting, seed: int, d
     optimizer = _optimizer(model, setting.learning_rate)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: linear_schedule(s, steps, warmup))
     rng = np.random.default_rng(seed)
+    dtype, scaler = _mixed_precision(device)
     progress = Progress("steps", total=steps, label=label, interval=10.0, stream=log)
     step, loss_value = 0, float("nan")
     while step < steps:
         order = rng.permutation(len(examples))
         for ids, types, mask, labels in _batches(examples, order, setting.batch_size, device):
-            autocast, scaler = _autocast(device)
-            with autocast:
+            with _autocast(dtype):
                 loss = model(input_ids=ids, token_type_ids=types, attention_mask=mask, labels=labels).loss
             optimizer.zero_grad(set_to_none=True)
             if scaler is not None:
@@ -194,10 +201,10 @@ def predict_logits(model, examples: Sequence[Example], device, each: Callable[[i
     Progress (examples/s, ETA) goes to `log`."""
     import torch
     model.to(device).eval()
-    autocast, _ = _autocast(device)
+    dtype, _ = _mixed_precision(device)
     progress = Progress("examples", total=len(examples), label=label, interval=10.0, stream=log)
     index = 0
-    with torch.no_grad(), autocast:
+    with torch.no_grad(), _autocast(dtype):
         for ids, types, mask, _ in _batches(examples, range(len(examples)), EVAL_BATCH, device):
             logits = model(input_ids=ids, token_type_ids=types, attention_mask=mask).logits.float().cpu()
             for row in logits:
