@@ -122,6 +122,12 @@ def compare_task(name: str, run_a: Path, run_b: Path, margins: dict[str, float],
     if ra["data"]["test"]["sha256"] != rb["data"]["test"]["sha256"]:
         raise CompareError(f"{name}: {run_a} and {run_b} were scored on different test files "
                            f"({ra['data']['test']['path']} vs {rb['data']['test']['path']})")
+    setting_keys = ("preset", "grid", "max_steps", "max_length")
+    sa, sb = ({k: r.get("settings", {}).get(k) for k in setting_keys} for r in (ra, rb))
+    if sa != sb:
+        differ = [k for k in setting_keys if sa[k] != sb[k]]
+        raise CompareError(f"{name}: {run_a} and {run_b} ran with different settings ({', '.join(differ)}): "
+                           "a fair comparison runs both models under the same preset and --max_steps")
     seeds_a = [r["seed"] for r in ra["runs"]]
     seeds_b = {r["seed"] for r in rb["runs"]}
     seeds = [s for s in seeds_a if s in seeds_b]

@@ -198,3 +198,11 @@ def test_paper_preset_picks_best_dev(synthetic_dir: Path, mednli_model: Path, tm
     assert only["dev"]["accuracy"] == best
     assert only["setting"] == next(g["setting"] for g in only["grid"] if g["dev"] == best)
     assert len(list((tmp_path / "paper" / "units").glob("*.json"))) == 18
+
+
+def test_compare_refuses_other_settings(mednli_runs, synthetic_dir: Path, mednli_model: Path, tmp_path: Path) -> None:
+    a, _ = mednli_runs
+    run.evaluate("mednli", synthetic_dir / "mednli", mednli_model, tmp_path / "b" / "mednli", seeds=[1, 2],
+                 max_steps=3)
+    with pytest.raises(compare.CompareError, match=r"mednli: .* ran with different settings \(max_steps\)"):
+        compare.compare(a, tmp_path / "b", replicates=100)
