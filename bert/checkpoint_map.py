@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from utils.cli import UserError
+
 GOOGLE_CONFIG_KEYS = (
     "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
     "intermediate_size", "hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob",
@@ -33,8 +35,11 @@ TIED_KEYS = {"cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.
 _SLOT_SUFFIXES = ("/adam_m", "/adam_v")
 
 
-class CheckpointError(ValueError):
-    """An input that cannot be converted; the message names the file and tensor."""
+class CheckpointError(UserError, ValueError):
+    """An input that cannot be converted; the message names the file and tensor.
+
+    A UserError (one line, exit 1 under utils.cli.run_main); still a ValueError for callers
+    that catch that."""
 
 
 # ----------------------------------------------------------------------------- names
@@ -136,8 +141,27 @@ def hf_to_tf_weights(hf_weights: dict[str, np.ndarray], source: str = "") -> dic
     return tf_weights
 
 
-def expected_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
-    """Every Google BERT model variable (with pretraining heads) and its shape for `config`."""
+# Which heads a checkpoint carries, by the transformers class it exports as:
+#   pretraining  pooler + MLM + NSP heads (BertForPreTraining: Google's pretraining checkpoints)
+#   masked_lm    MLM head, no pooler and no NSP head (BertForMaskedLM)
+#   none         encoder + pooler, no cls/* (BertModel: fine-tuned / sentence-embedding BERTs)
+HEAD_LAYOUTS = ("pretraining", "masked_lm", "none")
+
+
+def head_layout(weights: dict[str, np.ndarray]) -> str:
+    """The HEAD_LAYOUTS entry `weights` look like (by which head variables are present)."""
+    has = {p: any(n.startswith(p) for n in weights) for p in ("cls/predictions/", "cls/seq_relationship/",
+                                                             "bert/pooler/")}
+    if not has["cls/predictions/"] and not has["cls/seq_relationship/"]:
+        return "none"
+    if has["cls/predictions/"] and not has["cls/seq_relationship/"] and not has["bert/pooler/"]:
+        return "masked_lm"
+    return "pretraining"
+
+
+def expected_shapes(config: dict[str, Any], heads: str = "pretraining") -> dict[str, tuple[int, ...]]:
+    """Every Google BERT model variable and its shape for `config`, with the `heads` layout's
+    head variables (default: all pretraining heads)."""
     H, I = config["hidden_size"], config["intermediate_size"]
     V, P, T = config["vocab_size"], config["max_position_embeddings"], config["type_vocab_size"]
     shapes: dict[str, tuple[int, ...]] = {
@@ -160,17 +184,23 @@ def expected_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
         "cls/predictions/transform/LayerNorm/beta": (H,), "cls/predictions/transform/LayerNorm/gamma": (H,),
         "cls/predictions/output_bias": (V,),
         "cls/seq_relationship/output_weights": (2, H), "cls/seq_relationship/output_bias": (2,)})
+    if heads == "none":
+        shapes = {n: s for n, s in shapes.items() if not n.startswith("cls/")}
+    elif heads == "masked_lm":
+        shapes = {n: s for n, s in shapes.items()
+                  if not n.startswith(("cls/seq_relationship/", "bert/pooler/"))}
     return shapes
 
 
 def check_weights(weights: dict[str, np.ndarray], config: dict[str, Any], source: str,
-                  require_all: bool = True) -> list[str]:
+                  require_all: bool = True, heads: str = "pretraining") -> list[str]:
     """Check every weight's shape against `config`; return the expected names that are absent.
 
     Raises on a shape mismatch or an unknown variable (naming it), and on absent variables
-    when `require_all`.
+    when `require_all` (absent from the `heads` layout, see HEAD_LAYOUTS).
     """
     expected = expected_shapes(config)
+    required = expected_shapes(config, heads)
     for name, value in weights.items():
         if name not in expected:
             raise CheckpointError(f"{source}: unexpected variable {name} {list(value.shape)} "
@@ -179,7 +209,7 @@ def check_weights(weights: dict[str, np.ndarray], config: dict[str, Any], source
         if tuple(value.shape) != expected[name]:
             raise CheckpointError(f"{source}: tensor {name} has shape {list(value.shape)} but the "
                                   f"config implies {list(expected[name])}")
-    missing = [n for n in expected if n not in weights]
+    missing = [n for n in required if n not in weights]
     if missing and require_all:
         raise CheckpointError(f"{source}: {len(missing)} variable(s) missing: {', '.join(missing[:8])}"
                               + (" ..." if len(missing) > 8 else ""))
@@ -227,9 +257,10 @@ def read_tf_checkpoint(prefix: str) -> dict[str, np.ndarray]:
     try:
         reader = tf.train.load_checkpoint(prefix)
         names = sorted(reader.get_variable_to_shape_map())
+        # tensors are read inside the try: a truncated or corrupt .data file fails here
+        return {n: reader.get_tensor(n) for n in names if is_model_weight(n)}
     except Exception as e:  # TF raises several types for corrupt/absent files
         raise CheckpointError(f"{prefix}: cannot read TF checkpoint: {str(e).splitlines()[0]}") from None
-    return {n: reader.get_tensor(n) for n in names if is_model_weight(n)}
 
 
 def write_tf_checkpoint(weights: dict[str, np.ndarray], prefix: str | os.PathLike) -> None:

@@ -10,56 +10,39 @@ with its source shows zero difference. THEIRS is the reference for relative diff
 
 Per tensor: shape equality, max abs diff, relative L2 difference ||ours - theirs|| / ||theirs||,
 cosine similarity; summarised per group (embeddings, layer_N, pooler, cls). Behaviour on text
-(needs torch+transformers): each sentence's tokens are masked one at a time; reported are
+(needs torch+transformers; `bert.text_probe`): each sentence's tokens are masked one at a time; reported are
 fill-mask top-1 agreement (same top prediction) and top-5 agreement (mean overlap of the two
 top-5 sets / 5) on sentences both tokenizers split identically, each model's masked-LM
 accuracy and pseudo-perplexity exp(mean -log p(token | rest)), and mean cosine similarity of
 the two models' [CLS] and mean-pooled final hidden states. A TF checkpoint runs with
 `gelu_new` (the tanh GELU its graph computes); an HF folder with its own config's activation.
 
+When either model has no pretraining heads (a BertModel / sentence-embedding export) or
+only the MLM head, the weights are compared on the encoder (embeddings, layers, and the
+pooler when both have one), and the report says so; the fill-mask probe needs both MLM
+heads and is skipped otherwise.
+
 Exit status: 0 (a report), 1 when `--max_rel_diff` is given and a tensor's relative L2
-difference exceeds it or a tensor is missing/misshapen on one side, 2 when an input is unusable.
+difference exceeds it or a tensor is missing/misshapen on one side, 2 when an input is
+unusable (one line: `compare_weights: error: ...`).
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from bert import checkpoint_map as cm
 from bert.checkpoint_map import CheckpointError
+from bert.text_probe import PROBE_SENTENCES, compare_text, read_sentences
+from utils.cli import UsageError, UserError, absl_run, os_error_message
 
-# Synthetic clinical-style sentences written for this tool (no patient data).
-PROBE_SENTENCES = (
-    "The patient was admitted to the intensive care unit with acute respiratory failure.",
-    "She has a history of hypertension, type 2 diabetes mellitus and chronic kidney disease.",
-    "Chest x-ray showed bilateral infiltrates consistent with pneumonia.",
-    "He was started on intravenous antibiotics and his fever resolved within two days.",
-    "The patient denies chest pain, shortness of breath, nausea or vomiting.",
-    "Blood pressure was 142/88 and heart rate was 96 beats per minute.",
-    "An echocardiogram demonstrated an ejection fraction of 35 percent.",
-    "Her creatinine increased from 1.2 to 2.4 over the course of the admission.",
-    "The patient was discharged home in stable condition with follow-up in cardiology clinic.",
-    "A CT scan of the head without contrast showed no acute intracranial hemorrhage.",
-    "Metoprolol was held because of bradycardia and hypotension.",
-    "The wound was cleaned and dressed, and there were no signs of infection.",
-    "He reports a productive cough and subjective fevers for the past three days.",
-    "Physical examination revealed decreased breath sounds at the right lung base.",
-    "She was intubated for airway protection and transferred to the medical ICU.",
-    "Anticoagulation with heparin was started for a newly diagnosed pulmonary embolism.",
-    "Urine cultures grew Escherichia coli sensitive to ceftriaxone.",
-    "The patient is alert and oriented to person, place and time.",
-    "Insulin sliding scale was continued and blood glucose remained well controlled.",
-    "There is mild pitting edema of both lower extremities.",
-)
 _GROUP_ORDER = ("embeddings", "layer", "pooler", "cls")
 
 
@@ -208,107 +191,6 @@ def _effective_lower(m: Model) -> bool | None:
 
 # ----------------------------------------------------------------------------- behaviour on text
 
-def _torch_model(m: Model):
-    """BertForPreTraining in eval mode with `m`'s weights (heads checked present by the caller)."""
-    import torch
-    from transformers import BertConfig, BertForPreTraining
-    cfg = {k: m.config[k] for k in cm.GOOGLE_CONFIG_KEYS}
-    cfg.update(hidden_act=m.config["computed_activation"], layer_norm_eps=m.config["layer_norm_eps"])
-    state = {k: torch.from_numpy(np.array(v)) for k, v in cm.tf_to_hf_weights(m.weights).items()}
-    # from_pretrained with a state dict skips the random initialisation (seconds for BERT-Base)
-    model, info = BertForPreTraining.from_pretrained(None, config=BertConfig(**cfg), state_dict=state,
-                                                     output_loading_info=True)
-    if info["missing_keys"] or info["unexpected_keys"] or info["mismatched_keys"]:
-        raise CheckpointError(f"{m.path}: transformers reported weight problems: {info}")
-    return model.eval()
-
-
-def _tokenizer(m: Model, do_lower_case: bool):
-    from transformers import BertTokenizer
-    return BertTokenizer(vocab={t: i for i, t in enumerate(m.vocab)}, do_lower_case=do_lower_case)
-
-
-def text_behaviour(m: Model, sentences: Sequence[str], do_lower_case: bool, label: str = "",
-                   max_len: int = 128) -> list[dict[str, Any]]:
-    """Per sentence: tokens, and for each masked position the true-token log-prob and top-5 ids;
-    plus the unmasked [CLS] and mean-pooled final hidden states.
-
-    One forward pass per token (pseudo-perplexity needs each token masked alone); the MLM
-    head runs only at the masked position (the vocab projection is a quarter of BERT-Base's
-    cost per position). Progress (counts only, never text) goes to stderr.
-    """
-    import torch
-    from utils.progress import Progress
-    model, tok = _torch_model(m), _tokenizer(m, do_lower_case)
-    mask_id = tok.convert_tokens_to_ids("[MASK]")
-    progress = Progress("sentences", total=len(sentences), label=f"text probe {label}".strip())
-    results = []
-    for text in sentences:
-        ids = tok(text, truncation=True, max_length=max_len)["input_ids"]
-        x = torch.tensor([ids])
-        with torch.no_grad():
-            hidden = model.bert(input_ids=x).last_hidden_state[0]
-            positions = list(range(1, len(ids) - 1))
-            batch = x.repeat(len(positions), 1)
-            batch[torch.arange(len(positions)), torch.tensor(positions)] = mask_id
-            seq = model.bert(input_ids=batch).last_hidden_state
-            logits = model.cls.predictions(seq[torch.arange(len(positions)), torch.tensor(positions)])
-        log_probs = torch.log_softmax(logits.double(), dim=-1)
-        true = torch.tensor(ids[1:-1])
-        results.append({
-            "tokens": tok.convert_ids_to_tokens(ids),
-            "true_logp": log_probs[torch.arange(len(positions)), true].numpy(),
-            "top5": [tok.convert_ids_to_tokens(r) for r in log_probs.topk(5, dim=-1).indices.tolist()],
-            "cls": hidden[0].double().numpy(), "mean": hidden.double().mean(0).numpy()})
-        progress.update(1, tokens=len(positions))
-    progress.done()
-    return results
-
-
-def _cos(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
-
-
-def compare_text(ours: Model, theirs: Model, sentences: Sequence[str]) -> dict[str, Any]:
-    """Behaviour metrics (see module docstring); {'skipped': reason} when not computable."""
-    try:
-        import torch  # noqa: F401
-        import transformers  # noqa: F401
-    except ImportError:
-        return {"skipped": "torch/transformers not importable"}
-    for name, m in (("ours", ours), ("theirs", theirs)):
-        if m.config is None or m.vocab is None:
-            return {"skipped": f"{name} has no {'config' if m.config is None else 'vocab'}"}
-        if any(n not in m.weights for n in cm.expected_shapes(m.config)):
-            return {"skipped": f"{name} lacks pretraining-head weights (MLM needs cls/*)"}
-    # A TF checkpoint without training_config.json records no casing: assume the other
-    # model's (or Google's default, lower-case) and say so in the report.
-    la, lb = _effective_lower(ours), _effective_lower(theirs)
-    notes = []
-    if la is None or lb is None:
-        fallback = next((x for x in (la, lb) if x is not None), True)
-        for name, x in (("ours", la), ("theirs", lb)):
-            if x is None:
-                notes.append(f"{name}: casing not recorded, assumed do_lower_case={fallback}")
-        la, lb = (fallback if la is None else la), (fallback if lb is None else lb)
-    ra, rb = text_behaviour(ours, sentences, la, "ours"), text_behaviour(theirs, sentences, lb, "theirs")
-    out: dict[str, Any] = {"sentences": len(sentences), "do_lower_case": [la, lb], "notes": notes}
-    for name, r in (("ours", ra), ("theirs", rb)):
-        logp = np.concatenate([s["true_logp"] for s in r])
-        top1 = [t5[0] == tok for s in r for t5, tok in zip(s["top5"], s["tokens"][1:-1])]
-        out[name] = {"masked_tokens": int(logp.size), "mlm_accuracy": float(np.mean(top1)),
-                     "pseudo_perplexity": float(np.exp(-logp.mean()))}
-    same = [(a, b) for a, b in zip(ra, rb) if a["tokens"] == b["tokens"]]
-    out["same_tokenization"] = len(same)
-    if same:
-        pairs = [(x, y) for a, b in same for x, y in zip(a["top5"], b["top5"])]
-        out["top1_agreement"] = float(np.mean([x[0] == y[0] for x, y in pairs]))
-        out["top5_agreement"] = float(np.mean([len(set(x) & set(y)) / 5 for x, y in pairs]))
-        out["cls_cosine"] = float(np.mean([_cos(a["cls"], b["cls"]) for a, b in same]))
-        out["mean_pooled_cosine"] = float(np.mean([_cos(a["mean"], b["mean"]) for a, b in same]))
-    return out
-
-
 # ----------------------------------------------------------------------------- driver
 
 def compare(ours: str | os.PathLike, theirs: str | os.PathLike, text_file: str | os.PathLike | None = None,
@@ -319,11 +201,16 @@ def compare(ours: str | os.PathLike, theirs: str | os.PathLike, text_file: str |
     report: dict[str, Any] = {"ours": {"path": a.path, "kind": a.kind},
                               "theirs": {"path": b.path, "kind": b.kind}}
     report.update(compare_metadata(a, b))
-    report["weights"] = compare_weights(a.weights, b.weights)
+    scope = encoder_scope(a, b)
+    if scope:
+        report["weights"] = {"scope": scope, **compare_weights(*encoder_weights(a.weights, b.weights))}
+    else:
+        report["weights"] = compare_weights(a.weights, b.weights)
     if no_text:
         report["text"] = {"skipped": "--no_text"}
     else:
-        report["text"] = compare_text(a, b, read_sentences(text_file) if text_file else PROBE_SENTENCES)
+        report["text"] = compare_text(a, b, read_sentences(text_file) if text_file else PROBE_SENTENCES,
+                                      (_effective_lower(a), _effective_lower(b)))
     if max_rel_diff is not None:
         w = report["weights"]
         failing = [t["name"] for t in w["tensors"] if not t["same_shape"] or t["rel_l2"] > max_rel_diff]
@@ -332,15 +219,21 @@ def compare(ours: str | os.PathLike, theirs: str | os.PathLike, text_file: str |
     return report
 
 
-def read_sentences(path: str | os.PathLike) -> list[str]:
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{path}: cannot read text file: {e}") from None
-    sentences = [s.strip() for s in lines if s.strip()]
-    if not sentences:
-        raise CheckpointError(f"{path}: no sentences (one per line expected)")
-    return sentences
+def encoder_scope(a: Model, b: Model) -> str | None:
+    """Why the weights are compared on the encoder only (a side lacks pretraining heads); None
+    when both have every head."""
+    lacking = [f"{name} has {'no pretraining heads' if layout == 'none' else 'only the MLM head'}"
+               for name, m in (("ours", a), ("theirs", b))
+               if (layout := cm.head_layout(m.weights)) != "pretraining"]
+    return f"encoder only: {' and '.join(lacking)}" if lacking else None
+
+
+def encoder_weights(a: dict[str, np.ndarray], b: dict[str, np.ndarray]
+                    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Both sides without cls/* heads, and without the pooler unless both have it."""
+    both_pool = all(any(n.startswith("bert/pooler/") for n in w) for w in (a, b))
+    keep = lambda n: not n.startswith("cls/") and (both_pool or not n.startswith("bert/pooler/"))
+    return {n: v for n, v in a.items() if keep(n)}, {n: v for n, v in b.items() if keep(n)}
 
 
 def _fmt(x: Any) -> str:
@@ -365,7 +258,8 @@ def format_report(r: dict[str, Any], all_tensors: bool = False) -> str:
               f"effective: ours={r['effective_do_lower_case'][0]} theirs={r['effective_do_lower_case'][1]}"]
     lines += [f"  {k}: ours={a!r} theirs={b!r}" for k, (a, b) in r["tokenizer"].items()]
     w = r["weights"]
-    lines += ["== weights per group (rel L2 = ||ours-theirs|| / ||theirs||)",
+    lines += ["== weights per group (rel L2 = ||ours-theirs|| / ||theirs||)"
+              + (f": {w['scope']}" if w.get("scope") else ""),
               f"  {'group':<12}{'tensors':>8}{'differ':>8}{'max abs diff':>14}{'rel L2':>12}"]
     for g, s in w["layers"].items():
         lines.append(f"  {g:<12}{s['n_tensors']:>8}{s['n_differing'] + s['shape_mismatch']:>8}"
@@ -439,25 +333,31 @@ def plot_layers(report: dict[str, Any], path: str | os.PathLike) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str]) -> None:
+class UnusableInput(UserError):
+    """A model that cannot be read: exit status 2, apart from a failed --max_rel_diff check (1)."""
+
+    exit_code = 2
+
+
+def main(argv: Sequence[str]) -> int:
     F = flags.FLAGS
     if len(argv) != 3:
-        print("usage: python -m bert.compare_weights OURS THEIRS [flags]", file=sys.stderr)
-        sys.exit(2)
+        raise UsageError("expected two models: python -m bert.compare_weights OURS THEIRS [flags]")
     try:
         report = compare(argv[1], argv[2], F.text, F.no_text, F.max_rel_diff,
                          F.allow_pickle_i_trust_this_code)
-    except (CheckpointError, ValueError, OSError) as e:
-        print(f"compare_weights: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    except CheckpointError as e:
+        raise UnusableInput(str(e)) from None
     print(format_report(report, F.all_tensors))
-    if F.json:
-        from utils.atomic import write_json_atomic
-        write_json_atomic(F.json, _json_safe(report))
-    if F.plot:
-        plot_layers(report, F.plot)
-    if "check" in report and not report["check"]["passed"]:
-        sys.exit(1)
+    try:
+        if F.json:
+            from utils.atomic import write_json_atomic
+            write_json_atomic(F.json, _json_safe(report))
+        if F.plot:
+            plot_layers(report, F.plot)
+    except OSError as e:
+        raise UserError(os_error_message(e, "cannot write")) from None
+    return 1 if "check" in report and not report["check"]["passed"] else 0
 
 
 def define_flags() -> None:
@@ -477,4 +377,4 @@ def define_flags() -> None:
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up chatter off stderr
     define_flags()
-    app.run(main)
+    absl_run("compare_weights", main)

@@ -20,11 +20,15 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Sequence
 
-from absl import app, flags
+from absl import flags
 
 from bert import checkpoint_map as cm
 from bert.checkpoint_map import CheckpointError
+from bert.convert_to_huggingface import remove_own_stale_temps
+from utils.atomic import atomic_dir, write_json_atomic
+from utils.cli import UsageError, absl_run, os_error_message
 
 CHECKPOINT_NAME = "bert_model.ckpt"
 
@@ -61,31 +65,38 @@ def convert_from_hf(hf_model_dir: str | os.PathLike, output_dir: str | os.PathLi
         print(f"warning: {hf_dir}: tokenizer_config.json states no do_lower_case: casing not "
               "recorded (transformers would lower-case by default)", file=sys.stderr)
     cm.check_output_dir(output_dir, overwrite)
+    remove_own_stale_temps(output_dir)
 
-    from utils.atomic import atomic_dir, write_json_atomic
-    with atomic_dir(output_dir) as tmp:
-        cm.write_tf_checkpoint(weights, tmp / CHECKPOINT_NAME)
-        (tmp / "checkpoint").write_text(f'model_checkpoint_path: "{CHECKPOINT_NAME}"\n'
-                                        f'all_model_checkpoint_paths: "{CHECKPOINT_NAME}"\n')
-        write_json_atomic(tmp / "bert_config.json", config)
-        if vocab_path.is_file():
-            shutil.copyfile(vocab_path, tmp / "vocab.txt")
-        if do_lower_case is not None:
-            write_json_atomic(tmp / cm.TRAINING_CONFIG,
-                              {"do_lower_case": do_lower_case, "converted_from": str(hf_dir.resolve())})
     out = Path(output_dir)
+    try:
+        with atomic_dir(output_dir) as tmp:
+            write_checkpoint_folder(tmp, weights, config, vocab_path, do_lower_case, hf_dir)
+    except OSError as e:  # a read-only or full disk: the temporary folder is already removed
+        raise CheckpointError(f"{out}: cannot write the checkpoint: {os_error_message(e)}") from None
     print(f"wrote {out / CHECKPOINT_NAME} ({len(weights)} tensors from {hf_dir})", file=sys.stderr)
     return out
 
 
-def main(argv: list[str]) -> None:
-    del argv
+def write_checkpoint_folder(tmp: Path, weights, config, vocab_path: Path, do_lower_case: bool | None,
+                            hf_dir: Path) -> None:
+    """Every file of the checkpoint folder, into the (temporary) folder `tmp`."""
+    cm.write_tf_checkpoint(weights, tmp / CHECKPOINT_NAME)
+    (tmp / "checkpoint").write_text(f'model_checkpoint_path: "{CHECKPOINT_NAME}"\n'
+                                    f'all_model_checkpoint_paths: "{CHECKPOINT_NAME}"\n')
+    write_json_atomic(tmp / "bert_config.json", config)
+    if vocab_path.is_file():
+        shutil.copyfile(vocab_path, tmp / "vocab.txt")
+    if do_lower_case is not None:
+        write_json_atomic(tmp / cm.TRAINING_CONFIG,
+                          {"do_lower_case": do_lower_case, "converted_from": str(hf_dir.resolve())})
+
+
+def main(argv: Sequence[str]) -> None:
+    if len(argv) > 1:
+        raise UsageError(f"unexpected argument(s): {' '.join(argv[1:])}")
     F = flags.FLAGS
-    try:
-        convert_from_hf(F.hf_model_dir, F.output_dir, F.allow_pickle_i_trust_this_code,
-                        F.require_pretraining_heads, F.overwrite)
-    except (CheckpointError, ValueError, OSError) as e:
-        sys.exit(f"convert_from_huggingface: error: {e}")
+    convert_from_hf(F.hf_model_dir, F.output_dir, F.allow_pickle_i_trust_this_code,
+                    F.require_pretraining_heads, F.overwrite)
 
 
 def define_flags() -> None:
@@ -103,4 +114,4 @@ def define_flags() -> None:
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up chatter off stderr
     define_flags()
-    app.run(main)
+    absl_run("convert_from_huggingface", main)

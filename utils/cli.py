@@ -64,3 +64,22 @@ def absl_main(prog: str, main: Callable[[Sequence[str]], int | None]) -> Callabl
     def _main(argv: Sequence[str]) -> None:
         sys.exit(run_main(prog, main, argv))
     return _main
+
+
+_HELP_FLAGS = ("--help", "-help", "-h", "-?", "--helpshort", "--helpfull", "--helpxml")
+
+
+def absl_run(prog: str, main: Callable[[Sequence[str]], int | None]) -> None:
+    """`app.run(absl_main(prog, main))`, except that asking for help exits 0 (absl exits 1
+    after printing the flags and their help lines)."""
+    from absl import app
+    asked_for_help = any(a.split("=")[0] in _HELP_FLAGS for a in sys.argv[1:])
+    try:
+        app.run(absl_main(prog, main))
+    except SystemExit as exc:
+        if exc.code == 1 and asked_for_help:
+            raise SystemExit(0) from None
+        raise
+    except BrokenPipeError:  # e.g. `--help | head`: the reader left, not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(0 if asked_for_help else 1) from None

@@ -345,3 +345,142 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     assert r.stderr.strip().splitlines()[-1].startswith(
         f"convert_to_huggingface: error: {tmp_path / 'missing.ckpt'}: TF checkpoint not found")
     assert not (tmp_path / "o").exists()
+
+
+# ----------------------------------------------------------------------------- head-less models
+
+TINY = {"vocab_size": 40, "hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
+        "intermediate_size": 32, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
+        "attention_probs_dropout_prob": 0.1, "max_position_embeddings": 64, "type_vocab_size": 2,
+        "initializer_range": 0.02}
+TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"tok{i}" for i in range(35)]
+
+
+def _tiny_bert_model(folder: Path) -> Path:
+    """A head-less HF BERT as sentence-embedding models ship (BertModel.save_pretrained)."""
+    import torch
+    from transformers import BertConfig, BertModel
+    torch.manual_seed(0)
+    BertModel(BertConfig(**TINY)).save_pretrained(folder)
+    (folder / "vocab.txt").write_text("\n".join(TINY_VOCAB) + "\n")
+    (folder / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": False}))
+    return folder
+
+
+def _tiny_checkpoint(folder: Path, heads: str = "pretraining") -> Path:
+    rng = np.random.default_rng(1)
+    folder.mkdir()
+    weights = {n: (rng.standard_normal(s) * 0.02).astype(np.float32)
+               for n, s in cm.expected_shapes(TINY, heads).items()}
+    cm.write_tf_checkpoint(weights, folder / "model.ckpt-1")
+    (folder / "bert_config.json").write_text(json.dumps(TINY))
+    (folder / "vocab.txt").write_text("\n".join(TINY_VOCAB) + "\n")
+    (folder / cm.TRAINING_CONFIG).write_text(json.dumps({"do_lower_case": False}))
+    return folder
+
+
+def test_headless_round_trip_is_bit_identical(tmp_path: Path) -> None:
+    """HF BertModel -> TF -> HF: architectures [BertModel], AutoModel loads it with no missing
+    key, and the weights are the original's bit for bit (same keys, same bytes)."""
+    from safetensors.numpy import load_file
+    from transformers import AutoModel
+    src = _tiny_bert_model(tmp_path / "st")
+    tf_dir = convert_from_hf(src, tmp_path / "tf")
+    out = convert(tf_dir, tmp_path / "hf", verify=True)  # verified against the TF graph (pooled output)
+    assert json.loads((out / "config.json").read_text())["architectures"] == ["BertModel"]
+    _, info = AutoModel.from_pretrained(out, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    original, exported = load_file(str(src / cm.HF_WEIGHTS)), load_file(str(out / cm.HF_WEIGHTS))
+    assert _same_weights(original, exported)
+
+
+def test_masked_lm_only_checkpoint_exports_as_masked_lm(tmp_path: Path) -> None:
+    from transformers import AutoModelForMaskedLM
+    out = convert(_tiny_checkpoint(tmp_path / "mlm", "masked_lm"), tmp_path / "hf", verify=True)
+    assert json.loads((out / "config.json").read_text())["architectures"] == ["BertForMaskedLM"]
+    _, info = AutoModelForMaskedLM.from_pretrained(out, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+
+
+def test_compare_weights_encoder_only(tmp_path: Path) -> None:
+    from bert.compare_weights import compare as compare_models, format_report
+    full = convert(_tiny_checkpoint(tmp_path / "full"), tmp_path / "full_hf", verify=False)
+    headless = _tiny_checkpoint(tmp_path / "none", "none")  # same seed: the same encoder values
+    r = compare_models(full, headless, max_rel_diff=0.0)
+    assert r["weights"]["scope"] == "encoder only: theirs has no pretraining heads"
+    assert r["check"]["passed"] and not r["weights"]["only_in_ours"]
+    assert len(r["weights"]["tensors"]) == 5 + 16 * 2 + 2  # embeddings, 2 layers, pooler; no cls/*
+    assert "encoder only: theirs has no pretraining heads" in format_report(r)
+    assert r["text"] == {"skipped": "theirs lacks pretraining-head weights (MLM needs cls/*)"}
+
+
+# ----------------------------------------------------------------------------- bad checkpoints and disks
+
+def test_corrupt_checkpoint_is_one_line(tmp_path: Path) -> None:
+    src = _tiny_checkpoint(tmp_path / "c")
+    data_file = next(src.glob("model.ckpt-1.data-*"))
+    data_file.write_bytes(data_file.read_bytes()[: data_file.stat().st_size // 2])  # truncated
+    r = subprocess.run([sys.executable, "-m", "bert.convert_to_huggingface", f"--tf_checkpoint={src}",
+                        f"--output_dir={tmp_path / 'o'}", "--noverify"], cwd=REPO,
+                       env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True)
+    assert r.returncode == 1
+    # TensorFlow's own start-up lines may precede it (not ours to silence here); no traceback
+    assert r.stderr.strip().splitlines()[-1].startswith(
+        f"convert_to_huggingface: error: {src / 'model.ckpt-1'}: cannot read TF checkpoint: ")
+    assert "Traceback" not in r.stderr and not (tmp_path / "o").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_output_folder(tmp_path: Path) -> None:
+    src = _tiny_checkpoint(tmp_path / "c")
+    parent = tmp_path / "ro"
+    parent.mkdir()
+    parent.chmod(0o555)
+    try:
+        with pytest.raises(CheckpointError, match=rf"{parent / 'hf'}: cannot write the export: .*Permission denied"):
+            convert(src, parent / "hf", verify=False)
+        assert list(parent.iterdir()) == []
+        with pytest.raises(CheckpointError, match=rf"{parent / 'tf'}: cannot write the checkpoint: .*Permission denied"):
+            convert_from_hf(_tiny_bert_model(tmp_path / "st"), parent / "tf")
+        assert list(parent.iterdir()) == []
+    finally:
+        parent.chmod(0o755)
+
+
+def test_stale_temps_of_this_output_are_removed(tmp_path: Path) -> None:
+    src = _tiny_checkpoint(tmp_path / "c")
+    own, other = tmp_path / ".huggingface.tmp-abc123", tmp_path / ".other.tmp-abc123"
+    own.mkdir()
+    (own / "model.safetensors").write_bytes(b"partial")
+    other.mkdir()
+    convert(src, tmp_path / "huggingface", verify=False)
+    assert not own.exists() and other.exists()  # only this output's temporaries
+
+
+def test_cli_help_exits_zero() -> None:
+    for module, flags_expected in (
+            ("bert.convert_to_huggingface", ("--tf_checkpoint", "--output_dir", "--do_lower_case", "--verify")),
+            ("bert.convert_from_huggingface", ("--hf_model_dir", "--output_dir", "--allow_pickle_i_trust_this_code")),
+            ("bert.compare_weights", ("--json", "--plot", "--max_rel_diff", "--no_text"))):
+        r = subprocess.run([sys.executable, "-m", module, "--help"], cwd=REPO, capture_output=True, text=True)
+        assert r.returncode == 0, (module, r.stderr)
+        for flag in flags_expected:
+            assert flag in r.stdout, (module, flag)
+
+
+def test_full_disk_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
+    """A write failing half-way (ENOSPC) gives one line naming the folder; no temporary is left."""
+    import errno
+    from bert import convert_to_huggingface as c2h
+    src = _tiny_checkpoint(tmp_path / "c")
+    out = tmp_path / "out"
+    out.mkdir()
+    real = c2h.write_hf_folder
+
+    def half_then_full(folder: Path, *args, **kwargs) -> None:
+        real(folder, *args, **kwargs)
+        raise OSError(errno.ENOSPC, "No space left on device", str(folder / "vocab.txt"))
+    monkeypatch.setattr(c2h, "write_hf_folder", half_then_full)
+    with pytest.raises(CheckpointError, match=rf"{out}: cannot write the export: .*vocab.txt: No space left on device"):
+        c2h.convert(src, out, verify=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "out"] and list(out.iterdir()) == []
