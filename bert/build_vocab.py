@@ -25,7 +25,7 @@ import sys
 from typing import Iterator, Sequence
 
 from utils.atomic import atomic_open
-from utils.cli import UsageError, UserError, absl_main
+from utils.cli import UsageError, UserError, absl_run
 from utils.files import expand_input_files
 from utils.progress import Progress
 
@@ -186,14 +186,8 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _cli() -> None:
-    from absl import app
     define_flags()
-    # absl's --help/--helpfull exit with status 1; a help request is not an error.
-    help_flags = {"--help": True, "-h": True, "-?": True, "--helpshort": True, "--helpfull": False}
-    for arg in sys.argv[1:]:
-        if arg in help_flags:
-            app.usage(shorthelp=help_flags[arg], writeto_stdout=True, exitcode=0)
-    app.run(absl_main("build_vocab", main))
+    absl_run("build_vocab", main)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ from bert.pretraining_reference import (create_training_instances, instances_fro
                                         write_instance_to_example_files)
 from bert.tfrecord_codec import FEATURES, iter_records, parse_example  # noqa: F401
 from utils.atomic import atomic_paths
-from utils.cli import UsageError, absl_main
+from utils.cli import UsageError, absl_run
 from utils.executor import ExecutorSettings
 from utils.files import expand_input_files
 from utils.progress import Progress
@@ -255,14 +255,8 @@ def _main_one_run(input_files: list[str], output_file: str, tokenizer, settings:
 
 
 def _cli() -> None:
-    from absl import app
     define_flags()
-    # absl's --help/--helpfull exit with status 1; a help request is not an error.
-    help_flags = {"--help": True, "-h": True, "-?": True, "--helpshort": True, "--helpfull": False}
-    for arg in sys.argv[1:]:
-        if arg in help_flags:
-            app.usage(shorthelp=help_flags[arg], writeto_stdout=True, exitcode=0)
-    app.run(absl_main("create_pretraining_data", main))
+    absl_run("create_pretraining_data", main)
 
 
 if __name__ == "__main__":
