@@ -46,29 +46,39 @@ def create_optimizer(loss: tf.Tensor, init_lr: float, num_train_steps: int,
     steps); a step with non-finite gradients changes no weight or slot but still counts.
     """
     del use_tpu
+    tvars = tf1.trainable_variables()
+    scaler = DynamicLossScale() if dynamic_loss_scale else None
+    grads = tf.gradients(loss * scaler.scale if scaler else loss, tvars)
+    return apply_gradients_step(grads, tvars, init_lr, num_train_steps, num_warmup_steps,
+                                scaler=scaler)
+
+
+def apply_gradients_step(grads: list, tvars: list, init_lr: float, num_train_steps: int,
+                         num_warmup_steps: int, *,
+                         scaler: "DynamicLossScale | None" = None) -> tf.Operation:
+    """The update half of `create_optimizer`, for gradients computed elsewhere (summed over
+    replicas): unscale (loss scaling), clip by global norm 1.0, AdamWeightDecay, step + 1.
+
+    With `scaler`, `grads` are of the scaled loss; a step whose gradients are not all
+    finite changes no weight or slot (but counts) and halves the scale.
+    """
     global_step = tf1.train.get_or_create_global_step()
     learning_rate = learning_rate_schedule(global_step, init_lr, num_train_steps,
                                            num_warmup_steps)
     optimizer = AdamWeightDecayOptimizer(
         learning_rate=learning_rate, weight_decay_rate=0.01, beta_1=0.9, beta_2=0.999,
         epsilon=1e-6, exclude_from_weight_decay=["LayerNorm", "layer_norm", "bias"])
-
-    tvars = tf1.trainable_variables()
-    if dynamic_loss_scale:
-        scaler = _DynamicLossScale()
-        grads = tf.gradients(loss * scaler.scale, tvars)
+    finite = None
+    if scaler is not None:
         grads = [None if g is None else g / scaler.scale for g in grads]
         finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads
                                 if g is not None])
-    else:
-        grads = tf.gradients(loss, tvars)
-        finite = None
 
     # This is how the model was pre-trained.
     (grads, _) = tf.clip_by_global_norm(grads, clip_norm=1.0)
     train_op = optimizer.apply_gradients(zip(grads, tvars), global_step=global_step,
                                          apply_if=finite)
-    if dynamic_loss_scale:
+    if scaler is not None:
         train_op = tf.group(train_op, scaler.update(finite))
 
     # Google's code groups the increment without ordering it after the update; it is
@@ -83,7 +93,7 @@ def _is_resource_variable(var) -> bool:
     return hasattr(var, "handle")
 
 
-class _DynamicLossScale:
+class DynamicLossScale:
     """Loss scale for float16: non-trainable variables `loss_scale` and `loss_scale_good_steps`."""
 
     def __init__(self, initial: float = 2.0 ** 15, period: int = 2000) -> None:

@@ -21,6 +21,7 @@ import pytest
 import tensorflow as tf
 
 from bert import run_pretraining as rp
+from utils.cli import UserError
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = {"vocab_size": 627, "hidden_size": 32, "num_hidden_layers": 1,
@@ -263,7 +264,7 @@ def test_non_finite_loss_stops_loudly_and_keeps_last_good_checkpoint(tiny_config
 
 
 def _expect_error(opts: rp.Options, *fragments: str) -> str:
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(UserError) as info:
         rp.run(opts)
     msg = str(info.value)
     assert "\n" not in msg
@@ -307,8 +308,8 @@ def test_record_lengths_disagreeing_with_flags(tiny_config, records, tmp_path):
 
 
 def test_missing_inputs_and_unwritable_output(tiny_config, records, tmp_path):
-    _expect_error(_opts(tiny_config, f"{tmp_path}/none-*.tfrecord,{tmp_path}/x", tmp_path / "o"),
-                  "no input files matched", "none-*.tfrecord")
+    _expect_error(_opts(tiny_config, f"{tmp_path}/none-*.tfrecord,{records}", tmp_path / "o"),
+                  "input glob matches no file", "none-*.tfrecord")
     blocker = tmp_path / "file"
     blocker.write_text("")
     _expect_error(_opts(tiny_config, records, blocker / "out"), "--output_dir=", "not writable")
@@ -342,8 +343,9 @@ def test_corrupt_record_mid_file_stops_with_step_and_keeps_checkpoints(tiny_conf
     bad = tmp_path / "corrupt.tfrecord"
     bad.write_bytes(bytes(data))
     out = tmp_path / "out"
-    with pytest.raises(RuntimeError, match=r"training failed at step (\d+) \(DataLossError"):
+    with pytest.raises(rp.TrainingError, match=r"training failed at step (\d+) \(DataLossError"):
         _in_process(_opts(tiny_config, str(bad), out, num_train_steps=1000,
-                          save_checkpoints_steps=5, log_every_n_steps=50))
+                          save_checkpoints_steps=5, log_every_n_steps=50,
+                          iterations_per_loop=1))
     kept = tf.train.latest_checkpoint(str(out))
     assert kept is not None and int(kept.rsplit("-", 1)[1]) % 5 == 0
