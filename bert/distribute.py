@@ -206,8 +206,9 @@ def dense(grad):
 def weights_digest(sess: tf1.Session, variables: list) -> str:
     """SHA-256 of every variable's bytes (sorted by name): equal across workers iff the
     copies are identical, which is how a run shows its replicas did not drift."""
+    ordered = sorted(variables, key=lambda v: v.op.name)
     h = hashlib.sha256()
-    for v in sorted(variables, key=lambda v: v.op.name):
+    for v, value in zip(ordered, sess.run(ordered)):  # one call: cheap on a remote session
         h.update(v.op.name.encode())
-        h.update(np.ascontiguousarray(sess.run(v)).tobytes())
+        h.update(np.ascontiguousarray(value).tobytes())
     return h.hexdigest()[:16]
