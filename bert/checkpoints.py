@@ -29,7 +29,9 @@ def _unreadable_reason(prefix: str) -> str | None:
         reader = tf.train.load_checkpoint(prefix)
         for name in reader.get_variable_to_shape_map():
             reader.get_tensor(name)
-    except (tf.errors.OpError, ValueError) as e:  # TF raises both for damaged files
+    # TF's reader reports damaged files as OpError (bad index), ValueError, or IndexError
+    # ("Read less bytes than requested": a truncated data file).
+    except (tf.errors.OpError, ValueError, IndexError) as e:
         text = e.message if isinstance(e, tf.errors.OpError) else str(e)
         return text.strip().splitlines()[0] if text.strip() else type(e).__name__
     return None
