@@ -101,7 +101,7 @@ class TrainGraph(NamedTuple):
     step_op: tf.Operation            # one step
     step_metrics: dict
     loop_steps: tf.Tensor            # placeholder: steps in one loop call
-    loop_outputs: dict               # after a loop: last step's metrics, "finite"
+    loop_outputs: dict | None        # after a loop: last step's metrics, "finite"
     global_step: tf.Variable
     learning_rate: tf.Tensor
     saver: tf1.train.Saver
@@ -128,7 +128,9 @@ def build_graph(opts, bert_config, input_files: list[str], latest: str | None,
         init = None if latest else opts.init_checkpoint
         step_op, step_metrics = _build_step(opts, bert_config, iterator, layout, coll, init)
         loop_steps = tf1.placeholder(tf.int32, [], name="loop_steps")
-        loop_outputs = _build_loop(opts, bert_config, iterator, layout, coll, loop_steps)
+        loop_outputs = None  # never used with one step per call: not built (faster start)
+        if opts.iterations_per_loop > 1 and opts.num_train_steps - start_step > 1:
+            loop_outputs = _build_loop(opts, bert_config, iterator, layout, coll, loop_steps)
         global_step = tf1.train.get_global_step()
         learning_rate = optimization.learning_rate_schedule(
             global_step, opts.learning_rate, opts.num_train_steps, opts.num_warmup_steps)
@@ -204,7 +206,7 @@ def _next_chunk(step: int, opts, step_seconds: float | None, layout) -> int:
     """Steps of the next session call: up to iterations_per_loop, never across a
     checkpoint or log step or the end; one step first; bounded by time on one worker.
     (Workers must all run the same sequence of calls, so the time bound is single-process.)"""
-    if step_seconds is None:
+    if step_seconds is None or opts.iterations_per_loop == 1:
         return 1
     limit = opts.num_train_steps - step
     for every in (opts.save_checkpoints_steps, opts.log_every_n_steps):
