@@ -28,7 +28,8 @@ def _import_tensorflow_quietly() -> None:
     """Import TensorFlow without its start-up banners (printed by C++ before any log
     setting applies); everything else it prints is passed on. TF_CPP_MIN_LOG_LEVEL=0
     shows them."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not os.environ.get("TF_CPP_MIN_LOG_LEVEL"):
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
     if os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0" or "tensorflow" in sys.modules:
         return
     import tempfile
@@ -342,6 +343,11 @@ def main(argv: list[str]) -> int:
 
 def cli() -> None:
     define_flags()
+    # absl exits 1 after --help; a help request is not an error.
+    asked = {"--help", "-h", "-?", "--helpshort", "--helpfull"} & set(sys.argv[1:])
+    if asked:
+        app.usage(shorthelp=asked != {"--helpfull"}, writeto_stdout=True)
+        sys.exit(0)
     app.run(absl_main("run_pretraining", main))
 
 
