@@ -75,6 +75,9 @@ def _sum_and_apply(opts, replicas: list[dict], tvars: list, layout: distribute.L
     per_replica = []
     for r, rep in enumerate(replicas):
         with tf.device(layout.replica_device(r)):
+            # FAITHFUL: Google's losses over the whole batch, sum(w * l) / (sum(w) + 1e-5)
+            # and mean(nsp); each replica's share uses the global normalisers, so the sum
+            # of the replicas' gradients is the gradient of exactly that loss.
             loss = rep["mlm_numerator"] / denominator + rep["nsp_sum"] / batch
             if scaler is not None:
                 loss = loss * scaler.scale
@@ -202,6 +205,8 @@ def run_reporting_errors(sess: tf1.Session, fetches, feed, first: int, last: int
 # ---------------------------------------------------------------------------- loop
 
 
+# DEVIATION: TPUEstimator's loops had a fixed length; here they also end at log steps and
+# after ~30 s. Loop boundaries change neither the math nor the data order.
 def _next_chunk(step: int, opts, step_seconds: float | None, layout) -> int:
     """Steps of the next session call: up to iterations_per_loop, never across a
     checkpoint or log step or the end; one step first; bounded by time on one worker.
