@@ -99,7 +99,7 @@ def run_tf_train(batch: int, warmup: int, steps: int, threads: int) -> list:
         tg = train_loop.build_graph(opts, modeling.BertConfig.from_dict(BASE), [records],
                                     None, 0, distribute.Layout())
         times = []
-        with tf1.Session(graph=tg.graph, config=session_config(opts)) as sess:
+        with tf1.Session(graph=tg.graph, config=train_loop.session_config(opts)) as sess:
             tg.restore(sess)
             for _ in range(warmup + steps):
                 t, c = time.perf_counter(), time.process_time()
