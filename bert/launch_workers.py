@@ -5,7 +5,8 @@ of the multi-worker path) and watch them.
         --bert_config_file=... --input_file=... --output_dir=... --do_train ...
 
 Each worker gets `--worker_hosts=127.0.0.1:P0,127.0.0.1:P1,... --task_index=i` (free
-ports). Prints `launch_workers: worker I pid N` for each, then forwards their output.
+ports) and, on a GPU machine, its own GPUs (CUDA_VISIBLE_DEVICES: worker i sees GPUs
+i*K .. i*K+K-1, K = its --num_devices). Prints `launch_workers: worker I pid N` for each, then forwards their output.
 When one worker fails or dies, the others are stopped (they would otherwise wait for it
 in the next all-reduce), and the launcher exits with the failed worker's status: rerun
 the same command to resume from the last checkpoint.
@@ -89,16 +90,45 @@ def _stop(procs: list[subprocess.Popen], grace_s: float = 10.0) -> None:
             p.wait()
 
 
+def count_gpus() -> int:
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return sum(line.startswith("GPU ") for line in out.stdout.splitlines())
+
+
+def gpu_slices(num_workers: int, per_worker: int, available: int) -> list[str] | None:
+    """CUDA_VISIBLE_DEVICES of each worker; None when there are not enough GPUs."""
+    if available < num_workers * per_worker:
+        return None
+    return [",".join(str(i * per_worker + k) for k in range(per_worker))
+            for i in range(num_workers)]
+
+
+def _num_devices(worker_args: list[str]) -> int:
+    for i, arg in enumerate(worker_args):
+        if arg.startswith("--num_devices="):
+            return int(arg.split("=", 1)[1])
+        if arg == "--num_devices" and i + 1 < len(worker_args):
+            return int(worker_args[i + 1])
+    return 1
+
+
 def launch(num_workers: int, worker_args: list[str]) -> int:
     """Start the workers, wait; stop all when one fails. Returns the exit status."""
     hosts = ",".join(f"127.0.0.1:{p}" for p in free_ports(num_workers))
     print(f"{PROG}: worker_hosts {hosts}", flush=True)
+    gpus = None
+    if "CUDA_VISIBLE_DEVICES" not in os.environ:
+        gpus = gpu_slices(num_workers, _num_devices(worker_args), count_gpus())
     procs = []
     for i in range(num_workers):
         cmd = [sys.executable, "-m", "bert.run_pretraining", *worker_args,
                f"--worker_hosts={hosts}", f"--task_index={i}"]
+        env = dict(os.environ, CUDA_VISIBLE_DEVICES=gpus[i]) if gpus else None
         # Each worker dies with the launcher (no orphan left waiting in an all-reduce).
-        procs.append(subprocess.Popen(cmd, preexec_fn=_die_with_parent))
+        procs.append(subprocess.Popen(cmd, preexec_fn=_die_with_parent, env=env))
         print(f"{PROG}: worker {i} pid {procs[-1].pid}", flush=True)
     try:
         while True:

@@ -325,6 +325,9 @@ def run(opts: Options, extra_config: dict | None = None) -> dict:
         out["global_step"] = train(opts, bert_config, input_files, extra_config, layout)
     if opts.do_eval and layout.is_chief:
         out["eval"] = evaluate(opts, bert_config, input_files)
+    elif opts.do_eval:
+        logging.info("--do_eval: worker %d leaves the evaluation to the chief (worker 0)",
+                     layout.task_index)
     return out
 
 

@@ -301,3 +301,14 @@ def test_killed_worker_then_rerun_gives_the_uninterrupted_result(config0, gold, 
     ref = tmp_path / "uninterrupted"
     _run(config0, gold, ref, **flags)
     _assert_same(_variables(out), _variables(ref))
+
+
+def test_launcher_gives_each_worker_its_own_gpus():
+    from bert import launch_workers
+    assert launch_workers.gpu_slices(2, 1, 2) == ["0", "1"]
+    assert launch_workers.gpu_slices(2, 4, 8) == ["0,1,2,3", "4,5,6,7"]
+    assert launch_workers.gpu_slices(2, 4, 4) is None  # not enough: leave the env alone
+    assert launch_workers.gpu_slices(2, 1, 0) is None
+    assert launch_workers._num_devices(["--x=1", "--num_devices=4"]) == 4
+    assert launch_workers._num_devices(["--num_devices", "3"]) == 3
+    assert launch_workers._num_devices([]) == 1
