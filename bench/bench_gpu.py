@@ -17,7 +17,7 @@ backward. BERT-Base, seq 128: 69.8 GFLOP per sequence. Peak: the dense bf16 tens
 figure of the GPU model named by nvidia-smi (table below; fp32 runs use TF32 tensor cores
 by default, and are reported against the same peak so rows compare).
 
-  python -m bench.bench_gpu [--tiny] [--budget_s 360] [--steps 20]
+  python -m bench.bench_gpu [--tiny] [--budget_s 360] [--steps 20] [--input_only]
 """
 from __future__ import annotations
 
@@ -177,6 +177,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tiny", action="store_true", help="2-layer 64-wide model (CPU check)")
     parser.add_argument("--steps", type=int, default=None, help="timed steps per case")
+    parser.add_argument("--input_only", action="store_true",
+                        help="measure the input pipeline alone and stop")
     parser.add_argument("--budget_s", type=float, default=360.0,
                         help="stop starting new cases after this many seconds")
     args = parser.parse_args()
@@ -198,6 +200,8 @@ def main() -> int:
         write_records(records, cfg)
         print(f"input pipeline alone: {measure_input(records, 32, 2 if args.tiny else 5):,.0f} "
               "sequences/s (batch 32)", flush=True)
+        if args.input_only:
+            return 0
         print(f"{'case':<24}{'batch':>6}{'iter/loop':>10}{'seq/s':>10}{'step ms':>10}"
               f"{'MFU':>8}", flush=True)
         largest_done = False

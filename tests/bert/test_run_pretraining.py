@@ -434,3 +434,26 @@ def test_loop_length_bounded_by_checkpoints_logs_and_time():
     two = distribute.Layout(worker_hosts=("a:1", "b:2"))
     assert train_loop._next_chunk(80, opts, 100.0, two) == 20      # same on every worker
     assert train_loop._next_chunk(999, opts, 0.001, one) == 1      # the end
+
+
+def test_full_disk_while_saving_is_one_line(tiny_config, records, tmp_path):
+    """A disk that fills up (simulated with RLIMIT_FSIZE: writes beyond 60 kB fail with
+    EFBIG, like ENOSPC) while a checkpoint is written: one line naming the folder and the
+    OS error, exit 1, no partial checkpoint left."""
+    import resource
+
+    def small_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (60_000, 60_000))
+
+    out = tmp_path / "out"
+    res = subprocess.run([sys.executable, "-m", "bert.run_pretraining",
+                          *_args(tiny_config, records, out, num_train_steps=3)],
+                         cwd=REPO, capture_output=True, text=True, timeout=120,
+                         preexec_fn=small_files)
+    assert res.returncode == 1, res.stderr[-2000:]
+    last = res.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(rf"run_pretraining: error: {re.escape(str(out))}: cannot write "
+                        r"checkpoint model\.ckpt-3 \(\S+; File too large\)", last), last
+    assert "Traceback" not in res.stderr
+    assert not list(out.glob("model.ckpt-*")) and not (out / "checkpoint").exists()
