@@ -168,7 +168,8 @@ def _build_loop(opts, bert_config, iterator, layout, coll, loop_steps) -> dict:
 
 
 _NOISE = re.compile(r"^(Graph execution error:|Detected at node|\[\[|Node:|Defined at|"
-                    r"File \"|Stack trace|During handling|Traceback|\s*$)")
+                    r"File \"|Stack trace|During handling|Traceback|From /job:|"
+                    r"Additional GRPC error information|\s*$)")
 
 
 def useful_error_line(message: str) -> str:
@@ -186,7 +187,9 @@ def likely_cause(line: str, vocab_size: int) -> str:
     if m and int(m.group(2)) == vocab_size:
         return (f"; likely cause: token id {m.group(1)} >= vocab_size {vocab_size}: the records "
                 "were made with a larger vocabulary than bert_config_file's vocab_size")
-    if "DEADLINE_EXCEEDED" in line.upper() or "timed out" in line.lower():
+    lower = line.lower()
+    if any(s in lower for s in ("deadline", "timed out", "failed to connect", "socket closed",
+                                "connection reset")):
         return "; likely cause: another worker stopped or is unreachable (rerun all workers)"
     return ""
 

@@ -312,3 +312,23 @@ def test_launcher_gives_each_worker_its_own_gpus():
     assert launch_workers._num_devices(["--x=1", "--num_devices=4"]) == 4
     assert launch_workers._num_devices(["--num_devices", "3"]) == 3
     assert launch_workers._num_devices([]) == 1
+
+
+def test_a_lost_worker_is_reported_in_one_useful_line():
+    """What the surviving worker's session raised when its peer was killed (TF 2.21)."""
+    message = ("From /job:worker/replica:0/task:0:\n"
+               "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:60881: "
+               "Failed to connect to remote host: Connection refused\n"
+               "Additional GRPC error information from remote target /job:worker/replica:0/"
+               "task:1 while calling /tensorflow.WorkerService/RecvBuf:\n")
+    line = train_loop.useful_error_line(message)
+    assert line.startswith("failed to connect to all addresses") and line.endswith("refused")
+    assert train_loop.likely_cause(line, 627) == (
+        "; likely cause: another worker stopped or is unreachable (rerun all workers)")
+    graph_error = ("Graph execution error:\n\nDetected at node 'x' defined at (most recent "
+                   "call last):\n  File \"a.py\", line 1\n\nindices[902] = 1104 is not in "
+                   "[0, 1000)\n\t [[{{node bert/embeddings/GatherV2}}]]")
+    line = train_loop.useful_error_line(graph_error)
+    assert line == "indices[902] = 1104 is not in [0, 1000)"
+    assert "token id 1104 >= vocab_size 1000" in train_loop.likely_cause(line, 1000)
+    assert train_loop.likely_cause(line, 5000) == ""  # another gather: no guess
