@@ -155,6 +155,8 @@ class Collectives:
         self._next_key = 1
 
     def all_sum(self, tensor: tf.Tensor) -> tf.Tensor:
+        """Sum over workers. Build it under replica 0's device (where the variables are):
+        the NCCL hint is for GPU tensors."""
         if not self.layout.multi_worker:
             return tensor
         key, self._next_key = self._next_key, self._next_key + 1

@@ -140,7 +140,8 @@ def build_graph(opts, bert_config, input_files: list[str], latest: str | None,
         saver = tf1.train.Saver(max_to_keep=opts.keep_checkpoint_max or None,
                                 save_relative_paths=True)
         restore = checkpoints.restorer(saver, latest)
-        sync = coll.broadcast_from_chief(tf1.global_variables())
+        with tf.device(layout.replica_device(0)):  # beside the variables (NCCL on GPU)
+            sync = coll.broadcast_from_chief(tf1.global_variables())
         graph.finalize()
     return TrainGraph(graph, step_op, step_metrics, loop_steps, loop_outputs, global_step,
                       learning_rate, saver, restore, sync)
