@@ -4,13 +4,15 @@ BERT-Base (vocab 28996, 12 layers, hidden 768, seq 128, 20 masked predictions), 
 inputs of the real shapes, dropout on, one optimizer step per batch:
   - tf:      our model_fn (Google's graph, AdamWeightDecay, clipping), float32
   - tf_xla:  the same with XLA auto-clustering (TF_XLA_FLAGS=--tf_xla_cpu_global_jit)
+  - tf_train: the step bert.run_pretraining really runs (bert.train_loop: records read
+             from a file, per-replica loss pieces, one replica), float32
   - torch:   transformers BertForPreTraining + torch.optim.AdamW, float32 (the peer)
 Each runs in its own subprocess (XLA flags must be set before TF starts; no cross-talk),
 warm-up steps first, then timed steps. Prints examples/s per engine and batch size, and
 the median CPU seconds per step (all threads): on a shared machine wall time depends on
 the other load, CPU time much less.
 
-  python -m bench.bench_run_pretraining [--batch_sizes 8,32] [--engines tf,tf_xla,torch]
+  python -m bench.bench_run_pretraining [--batch_sizes 8,32] [--engines tf,tf_xla,tf_train,torch]
       [--warmup 2] [--steps 5] [--threads 2]
 """
 from __future__ import annotations
@@ -77,6 +79,35 @@ def run_tf(batch: int, warmup: int, steps: int, threads: int, xla: bool) -> list
     return times[warmup:]
 
 
+def run_tf_train(batch: int, warmup: int, steps: int, threads: int) -> list:
+    """The step run_pretraining really runs (bert.train_loop: records from a file through
+    the input pipeline, replica loss pieces, AdamWeightDecay), one step per call."""
+    import tempfile
+    import tensorflow as tf
+    from bench.bench_gpu import write_records
+    from bert import distribute, modeling, train_loop
+    from bert.run_pretraining import Options
+    tf1 = tf.compat.v1
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg, records = os.path.join(tmp, "bert_config.json"), os.path.join(tmp, "r.tfrecord")
+        with open(cfg, "w") as f:
+            json.dump(BASE, f)
+        write_records(records, BASE, n=256)
+        opts = Options(cfg, records, tmp, do_train=True, train_batch_size=batch,
+                       num_train_steps=100000, num_warmup_steps=10000, iterations_per_loop=1,
+                       num_intra_threads=threads, num_inter_threads=threads)
+        tg = train_loop.build_graph(opts, modeling.BertConfig.from_dict(BASE), [records],
+                                    None, 0, distribute.Layout())
+        times = []
+        with tf1.Session(graph=tg.graph, config=train_loop.session_config(opts)) as sess:
+            tg.restore(sess)
+            for _ in range(warmup + steps):
+                t, c = time.perf_counter(), time.process_time()
+                sess.run(tg.step_op)
+                times.append((time.perf_counter() - t, time.process_time() - c))
+    return times[warmup:]
+
+
 def run_torch(batch: int, warmup: int, steps: int, threads: int) -> list:
     import torch
     from transformers import BertConfig, BertForPreTraining
@@ -113,6 +144,8 @@ def run_torch(batch: int, warmup: int, steps: int, threads: int) -> list:
 def child(args: argparse.Namespace) -> None:
     if args.engine == "torch":
         times = run_torch(args.batch, args.warmup, args.steps, args.threads)
+    elif args.engine == "tf_train":
+        times = run_tf_train(args.batch, args.warmup, args.steps, args.threads)
     else:
         times = run_tf(args.batch, args.warmup, args.steps, args.threads,
                        xla=args.engine == "tf_xla")

@@ -36,10 +36,8 @@ _SLOT_SUFFIXES = ("/adam_m", "/adam_v")
 
 
 class CheckpointError(UserError, ValueError):
-    """An input that cannot be converted; the message names the file and tensor.
-
-    A UserError (one line, exit 1 under utils.cli.run_main); still a ValueError for callers
-    that catch that."""
+    """An unusable checkpoint, config or model folder; the message names the file (and the
+    tensor or key). A UserError (one line, exit 1); also a ValueError for older callers."""
 
 
 # ----------------------------------------------------------------------------- names
@@ -284,19 +282,44 @@ def read_json(path: str | os.PathLike) -> dict[str, Any]:
     except FileNotFoundError:
         raise CheckpointError(f"{path}: file not found") from None
     except json.JSONDecodeError as e:
-        raise CheckpointError(f"{path}: invalid JSON at line {e.lineno}: {e.msg}") from None
+        raise CheckpointError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from None
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read ({e.strerror})") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: expected a JSON object")
     return obj
 
 
 def read_bert_config(path: str | os.PathLike) -> dict[str, Any]:
-    """A Google `bert_config.json` (or an HF config.json: the same keys) -> the Google fields."""
+    """A Google `bert_config.json` (or an HF config.json: the same keys) -> the Google fields.
+
+    The one reader and validator of BERT configs (`modeling.BertConfig.from_json_file`
+    delegates here): every key present with a sane type and value, else CheckpointError
+    naming the file and the key (Google's code failed later with an obscure error).
+    """
     raw = read_json(path)
     missing = [k for k in GOOGLE_CONFIG_KEYS if k not in raw]
     if missing:
-        raise CheckpointError(f"{path}: BERT config lacks field(s) {', '.join(missing)}")
+        raise CheckpointError(f"{path}: BERT config lacks field(s) "
+                              + ", ".join(f"'{k}'" for k in missing))
+    for key in GOOGLE_CONFIG_KEYS:
+        if not _valid_config_value(key, raw[key]):
+            raise CheckpointError(f"{path}: bad value for key '{key}': {raw[key]!r}")
+    if raw["hidden_size"] % raw["num_attention_heads"]:
+        raise CheckpointError(f"{path}: key 'hidden_size' ({raw['hidden_size']}) is not a "
+                              f"multiple of 'num_attention_heads' ({raw['num_attention_heads']})")
     return {k: raw[k] for k in GOOGLE_CONFIG_KEYS}
+
+
+def _valid_config_value(key: str, value: Any) -> bool:
+    if key == "hidden_act":  # Google's modeling.get_activation names
+        return isinstance(value, str) and value.lower() in set(_GOOGLE_ACTIVATIONS.values())
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if key.endswith("_prob"):
+        return is_number and 0 <= value < 1
+    if key == "initializer_range":
+        return is_number and value >= 0
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 # transformers activation names -> Google BERT's. Google's `gelu` is the tanh form; the

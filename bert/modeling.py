@@ -25,11 +25,6 @@ import tensorflow as tf
 
 tf1 = tf.compat.v1
 
-_CONFIG_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                "intermediate_size", "hidden_act", "hidden_dropout_prob",
-                "attention_probs_dropout_prob", "max_position_embeddings", "type_vocab_size",
-                "initializer_range")
-
 
 class BertConfig:
     """Configuration for `BertModel` (the keys of Google's bert_config.json)."""
@@ -61,9 +56,9 @@ class BertConfig:
 
     @classmethod
     def from_json_file(cls, json_file: str) -> "BertConfig":
-        with tf.io.gfile.GFile(json_file, "r") as reader:
-            text = reader.read()
-        return cls.from_dict(json.loads(text))
+        """Read and validate (checkpoint_map.read_bert_config, the one config reader)."""
+        from bert.checkpoint_map import read_bert_config
+        return cls.from_dict(read_bert_config(json_file))
 
     def to_dict(self) -> dict:
         return copy.deepcopy(self.__dict__)
@@ -73,34 +68,8 @@ class BertConfig:
 
 
 def load_bert_config(json_file: str) -> BertConfig:
-    """`from_json_file` plus validation: every key present with a sane type, else ValueError
-    naming the file and the key (Google's code would fail later with an obscure error)."""
-    try:
-        with tf.io.gfile.GFile(json_file, "r") as reader:
-            obj = json.loads(reader.read())
-    except tf.errors.NotFoundError:
-        raise ValueError(f"{json_file}: bert config file not found") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{json_file}: not valid JSON (line {e.lineno}: {e.msg})") from None
-    if not isinstance(obj, dict):
-        raise ValueError(f"{json_file}: expected a JSON object of BERT config keys")
-    for key in _CONFIG_KEYS:
-        if key not in obj:
-            raise ValueError(f"{json_file}: missing key '{key}'")
-        value = obj[key]
-        if key == "hidden_act":
-            ok = isinstance(value, str) and value.lower() in ("gelu", "relu", "tanh", "linear")
-        elif key.endswith("_prob") or key == "initializer_range":
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
-            ok = ok and (not key.endswith("_prob") or value < 1)
-        else:
-            ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
-        if not ok:
-            raise ValueError(f"{json_file}: bad value for key '{key}': {value!r}")
-    if obj["hidden_size"] % obj["num_attention_heads"]:
-        raise ValueError(f"{json_file}: key 'hidden_size' ({obj['hidden_size']}) is not a multiple "
-                         f"of 'num_attention_heads' ({obj['num_attention_heads']})")
-    return BertConfig.from_dict(obj)
+    """`BertConfig.from_json_file` (validated; CheckpointError naming the file and key)."""
+    return BertConfig.from_json_file(json_file)
 
 
 def _float32_storage_getter(compute_type: tf.DType) -> Callable:

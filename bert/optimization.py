@@ -46,29 +46,39 @@ def create_optimizer(loss: tf.Tensor, init_lr: float, num_train_steps: int,
     steps); a step with non-finite gradients changes no weight or slot but still counts.
     """
     del use_tpu
+    tvars = tf1.trainable_variables()
+    scaler = DynamicLossScale() if dynamic_loss_scale else None
+    grads = tf.gradients(loss * scaler.scale if scaler else loss, tvars)
+    return apply_gradients_step(grads, tvars, init_lr, num_train_steps, num_warmup_steps,
+                                scaler=scaler)
+
+
+def apply_gradients_step(grads: list, tvars: list, init_lr: float, num_train_steps: int,
+                         num_warmup_steps: int, *,
+                         scaler: "DynamicLossScale | None" = None) -> tf.Operation:
+    """The update half of `create_optimizer`, for gradients computed elsewhere (summed over
+    replicas): unscale (loss scaling), clip by global norm 1.0, AdamWeightDecay, step + 1.
+
+    With `scaler`, `grads` are of the scaled loss; a step whose gradients are not all
+    finite changes no weight or slot (but counts) and halves the scale.
+    """
     global_step = tf1.train.get_or_create_global_step()
     learning_rate = learning_rate_schedule(global_step, init_lr, num_train_steps,
                                            num_warmup_steps)
     optimizer = AdamWeightDecayOptimizer(
         learning_rate=learning_rate, weight_decay_rate=0.01, beta_1=0.9, beta_2=0.999,
         epsilon=1e-6, exclude_from_weight_decay=["LayerNorm", "layer_norm", "bias"])
-
-    tvars = tf1.trainable_variables()
-    if dynamic_loss_scale:
-        scaler = _DynamicLossScale()
-        grads = tf.gradients(loss * scaler.scale, tvars)
+    finite = None
+    if scaler is not None:
         grads = [None if g is None else g / scaler.scale for g in grads]
         finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads
                                 if g is not None])
-    else:
-        grads = tf.gradients(loss, tvars)
-        finite = None
 
     # This is how the model was pre-trained.
     (grads, _) = tf.clip_by_global_norm(grads, clip_norm=1.0)
     train_op = optimizer.apply_gradients(zip(grads, tvars), global_step=global_step,
                                          apply_if=finite)
-    if dynamic_loss_scale:
+    if scaler is not None:
         train_op = tf.group(train_op, scaler.update(finite))
 
     # Google's code groups the increment without ordering it after the update; it is
@@ -78,7 +88,12 @@ def create_optimizer(loss: tf.Tensor, init_lr: float, num_train_steps: int,
         return tf.group(train_op, [global_step.assign(new_global_step)])
 
 
-class _DynamicLossScale:
+def _is_resource_variable(var) -> bool:
+    """Resource variables have a `handle`; TF1 reference variables (RefVariable) do not."""
+    return hasattr(var, "handle")
+
+
+class DynamicLossScale:
     """Loss scale for float16: non-trainable variables `loss_scale` and `loss_scale_good_steps`."""
 
     def __init__(self, initial: float = 2.0 ** 15, period: int = 2000) -> None:
@@ -145,15 +160,21 @@ class AdamWeightDecayOptimizer(tf1.train.Optimizer):
 
     def _apply_dense(self, grad, param, param_name, m, v) -> tf.Operation:
         """Google's update, `m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
-        param -= lr * (m / (sqrt(v) + eps) + wd * param)`, in two fused kernels.
+        param -= lr * (m / (sqrt(v) + eps) + wd * param)`.
 
-        Google built it from ~12 elementwise ops, each a full pass over the variable
-        (about a sixth of a BERT-Base CPU step). `ResourceApplyAdam` with
+        Resource variables (TF2's default, also in `tf.compat.v1` graph mode): two fused
+        kernels. Google built the update from ~12 elementwise ops, each a full pass over
+        the variable (about a sixth of a BERT-Base CPU step). `ResourceApplyAdam` with
         beta1_power = beta2_power = 0 has lr_t = lr * sqrt(1 - 0) / (1 - 0) = lr, i.e. no
         bias correction, and computes exactly that m, v and Adam step in one pass; the
         decoupled decay `lr * wd * param_old` is applied just before it. Same math; float
         rounding differs in the last bits (golden test: < 1e-6).
+
+        Reference variables (`tf.disable_v2_behavior()`, `use_resource=False`) have no
+        handle for that kernel: they get Google's elementwise ops unchanged.
         """
+        if not all(_is_resource_variable(x) for x in (param, m, v)):
+            return self._apply_dense_elementwise(grad, param, param_name, m, v)
         lr = tf.cast(self.learning_rate, tf.float32)
         deps = []
         if self._do_use_weight_decay(param_name):
@@ -165,6 +186,18 @@ class AdamWeightDecayOptimizer(tf1.train.Optimizer):
                 lr=lr, beta1=tf.constant(self.beta_1, tf.float32),
                 beta2=tf.constant(self.beta_2, tf.float32),
                 epsilon=tf.constant(self.epsilon, tf.float32), grad=grad)
+
+    def _apply_dense_elementwise(self, grad, param, param_name, m, v) -> tf.Operation:
+        """Google's original update op by op (for reference variables)."""
+        # FAITHFUL: Google's AdamWeightDecayOptimizer.apply_gradients, verbatim math.
+        next_m = tf.multiply(self.beta_1, m) + tf.multiply(1.0 - self.beta_1, grad)
+        next_v = (tf.multiply(self.beta_2, v)
+                  + tf.multiply(1.0 - self.beta_2, tf.square(grad)))
+        update = next_m / (tf.sqrt(next_v) + self.epsilon)
+        if self._do_use_weight_decay(param_name):
+            update += self.weight_decay_rate * param
+        next_param = param - self.learning_rate * update
+        return tf.group(param.assign(next_param), m.assign(next_m), v.assign(next_v))
 
     def _do_use_weight_decay(self, param_name: str) -> bool:
         if not self.weight_decay_rate:

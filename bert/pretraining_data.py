@@ -15,6 +15,8 @@ from typing import Callable
 
 import tensorflow as tf
 
+from utils.cli import UserError
+
 tf1 = tf.compat.v1
 
 INT_FEATURES_SEQ = ("input_ids", "input_mask", "segment_ids")
@@ -34,25 +36,19 @@ def name_to_features(max_seq_length: int, max_predictions_per_seq: int) -> dict:
     return spec
 
 
-def expand_input_files(input_file: str) -> list[str]:
-    """Comma-separated globs -> sorted list of files per glob, in the given glob order.
-    Raises ValueError naming the patterns when nothing matches."""
-    files: list[str] = []
-    patterns = [p.strip() for p in input_file.split(",") if p.strip()]
-    for pattern in patterns:
-        files.extend(sorted(tf.io.gfile.glob(pattern)))
-    if not files:
-        raise ValueError(f"--input_file={input_file}: no input files matched")
-    return files
+class RecordError(UserError):
+    """Pretraining records that do not fit the flags or the model (file named)."""
 
 
 def check_record_shapes(input_files: list[str], max_seq_length: int,
-                        max_predictions_per_seq: int) -> int:
-    """Check the first record of every file against the length flags before training.
+                        max_predictions_per_seq: int, vocab_size: int | None = None) -> int:
+    """Check the first record of every file against the length flags (and the model's
+    vocabulary) before training.
 
     A mismatch (e.g. records made with max_predictions_per_seq=20 read with 22, as the
-    published clinical scripts did) raises ValueError naming the file, the feature and
-    the flag value to use. Returns the number of files checked.
+    published clinical scripts did, or token ids >= vocab_size: records made with a larger
+    vocabulary than bert_config's) raises RecordError naming the file, the feature and
+    the fix. Returns the number of files checked.
     """
     expected = {name: max_seq_length for name in INT_FEATURES_SEQ}
     expected.update({name: max_predictions_per_seq
@@ -63,18 +59,18 @@ def check_record_shapes(input_files: list[str], max_seq_length: int,
             raw = next(iter(tf.data.TFRecordDataset(path).take(1)), None)  # eager
             raw = None if raw is None else raw.numpy()
         except tf.errors.OpError as e:
-            raise ValueError(f"{path}: cannot read TFRecords ({e.message.splitlines()[0]})") \
+            raise RecordError(f"{path}: cannot read TFRecords ({e.message.splitlines()[0]})") \
                 from None
         if raw is None:
-            raise ValueError(f"{path}: no records")
+            raise RecordError(f"{path}: no records")
         try:
             example = tf.train.Example.FromString(raw)
         except Exception:  # protobuf DecodeError
-            raise ValueError(f"{path}: record 0 is not a tf.train.Example") from None
+            raise RecordError(f"{path}: record 0 is not a tf.train.Example") from None
         feats = example.features.feature
         for name, want in expected.items():
             if name not in feats:
-                raise ValueError(f"{path}: record 0 has no feature '{name}'")
+                raise RecordError(f"{path}: record 0 has no feature '{name}'")
             kind = feats[name].WhichOneof("kind")
             got = len(getattr(feats[name], kind).value) if kind else 0
             if got != want:
@@ -84,9 +80,21 @@ def check_record_shapes(input_files: list[str], max_seq_length: int,
                     fix = "records made by create_pretraining_data"
                 else:
                     fix = f"--max_predictions_per_seq={got} (it is {max_predictions_per_seq})"
-                raise ValueError(f"{path}: record 0 feature '{name}' has length {got}, "
-                                 f"expected {want}; use {fix}")
+                raise RecordError(f"{path}: record 0 feature '{name}' has length {got}, "
+                                  f"expected {want}; use {fix}")
+        if vocab_size is not None:
+            _check_token_ids(path, feats, vocab_size)
     return len(input_files)
+
+
+def _check_token_ids(path: str, feats, vocab_size: int) -> None:
+    for name in ("input_ids", "masked_lm_ids"):
+        top = max(feats[name].int64_list.value, default=0)
+        if top >= vocab_size:
+            raise RecordError(f"{path}: record 0 feature '{name}' holds token id {top} >= "
+                              f"vocab_size {vocab_size} of the BERT config: the records were made "
+                              "with a larger vocabulary than the model's (use the bert_config "
+                              "that goes with the vocab.txt the records were made with)")
 
 
 def _parse_batch(serialized: tf.Tensor, spec: dict) -> dict:
@@ -98,11 +106,14 @@ def _parse_batch(serialized: tf.Tensor, spec: dict) -> dict:
 
 def input_fn_builder(input_files: list[str], max_seq_length: int, max_predictions_per_seq: int,
                      is_training: bool, num_cpu_threads: int = 4, seed: int | None = None,
-                     skip_batches: int = 0) -> Callable[[dict], tf.data.Dataset]:
+                     skip_batches: int = 0, rows: tuple[int, int] | None = None
+                     ) -> Callable[[dict], tf.data.Dataset]:
     """Google-compatible builder: returns `input_fn(params)`, `params["batch_size"]`.
 
     Training: files repeated + shuffled, `min(4, len(files))` read interleaved,
     shuffle buffer 100. Evaluation: files in order, repeated, no shuffle.
+    `rows=(start, count)`: keep only those rows of every batch (a worker's slice of the
+    global batch; taken before parsing, so each worker parses only its own records).
     """
     spec = name_to_features(max_seq_length, max_predictions_per_seq)
 
@@ -122,6 +133,9 @@ def input_fn_builder(input_files: list[str], max_seq_length: int, max_prediction
         d = d.batch(batch_size, drop_remainder=True)
         if skip_batches:
             d = d.skip(skip_batches)  # raw strings: cheap, no parsing
+        if rows is not None:
+            start, count = rows
+            d = d.map(lambda s: s[start:start + count])
         d = d.map(lambda s: _parse_batch(s, spec), num_parallel_calls=max(1, num_cpu_threads),
                   deterministic=True)
         return d.prefetch(tf.data.AUTOTUNE)

@@ -8,6 +8,8 @@
 # Reinstalls only when a requirements file or the device changed (stamp in
 # .venv/.requirements.sha: device + hash of the files). A venv built for the other
 # device is recreated from scratch (two TensorFlow builds must never share one).
+# CLINICALBERT_SETUP_DRY_RUN=1 prints the choice (`device=... requirements=...`) and
+# exits without touching .venv.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$repo/.venv"
@@ -27,6 +29,10 @@ case "$device" in
   gpu) runtime="$repo/requirements-gpu.txt" ;;
   *) echo "[setup] error: CLINICALBERT_DEVICE must be cpu or gpu, not '$device'" >&2; exit 2 ;;
 esac
+if [ "${CLINICALBERT_SETUP_DRY_RUN:-0}" = 1 ]; then
+  echo "device=$device requirements=$(basename "$runtime") $(basename "$repo/requirements-test.txt")"
+  exit 0
+fi
 
 stamp_now="$device $(cat "$repo"/requirements*.txt | sha256sum | cut -d' ' -f1)"
 stamp_old="$(cat "$venv/.requirements.sha" 2>/dev/null || true)"

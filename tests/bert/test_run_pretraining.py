@@ -21,6 +21,7 @@ import pytest
 import tensorflow as tf
 
 from bert import run_pretraining as rp
+from utils.cli import UserError
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = {"vocab_size": 627, "hidden_size": 32, "num_hidden_layers": 1,
@@ -263,7 +264,7 @@ def test_non_finite_loss_stops_loudly_and_keeps_last_good_checkpoint(tiny_config
 
 
 def _expect_error(opts: rp.Options, *fragments: str) -> str:
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(UserError) as info:
         rp.run(opts)
     msg = str(info.value)
     assert "\n" not in msg
@@ -307,8 +308,8 @@ def test_record_lengths_disagreeing_with_flags(tiny_config, records, tmp_path):
 
 
 def test_missing_inputs_and_unwritable_output(tiny_config, records, tmp_path):
-    _expect_error(_opts(tiny_config, f"{tmp_path}/none-*.tfrecord,{tmp_path}/x", tmp_path / "o"),
-                  "no input files matched", "none-*.tfrecord")
+    _expect_error(_opts(tiny_config, f"{tmp_path}/none-*.tfrecord,{records}", tmp_path / "o"),
+                  "input glob matches no file", "none-*.tfrecord")
     blocker = tmp_path / "file"
     blocker.write_text("")
     _expect_error(_opts(tiny_config, records, blocker / "out"), "--output_dir=", "not writable")
@@ -342,8 +343,117 @@ def test_corrupt_record_mid_file_stops_with_step_and_keeps_checkpoints(tiny_conf
     bad = tmp_path / "corrupt.tfrecord"
     bad.write_bytes(bytes(data))
     out = tmp_path / "out"
-    with pytest.raises(RuntimeError, match=r"training failed at step (\d+) \(DataLossError"):
+    with pytest.raises(rp.TrainingError, match=r"training failed at step (\d+) \(DataLossError"):
         _in_process(_opts(tiny_config, str(bad), out, num_train_steps=1000,
-                          save_checkpoints_steps=5, log_every_n_steps=50))
+                          save_checkpoints_steps=5, log_every_n_steps=50,
+                          iterations_per_loop=1))
     kept = tf.train.latest_checkpoint(str(out))
     assert kept is not None and int(kept.rsplit("-", 1)[1]) % 5 == 0
+
+
+# ---------------------------------------------------------------------------- issue 9
+
+
+def _records_with_small_first_record(records: str, path: Path, cap: int) -> None:
+    """The golden records, with record 0's token ids clipped below `cap` (so the check of
+    record 0 before training passes and the error only shows while training)."""
+    raws = [r.numpy() for r in tf.data.TFRecordDataset(records)]
+    first = tf.train.Example.FromString(raws[0])
+    for name in ("input_ids", "masked_lm_ids"):
+        values = first.features.feature[name].int64_list.value
+        values[:] = [min(v, cap - 1) for v in values]
+    with tf.io.TFRecordWriter(str(path)) as w:
+        w.write(first.SerializeToString())
+        for raw in raws[1:]:
+            w.write(raw)
+
+
+def test_token_ids_beyond_vocab_size(tmp_path, records):
+    """Records made with a larger vocabulary than the config's: refused before training
+    when record 0 shows it; otherwise TF's useful line plus the likely cause, one line,
+    exit 1 (not "Graph execution error:")."""
+    config = tmp_path / "small_vocab.json"
+    config.write_text(json.dumps(TINY | {"vocab_size": 600}))
+    _expect_error(_opts(str(config), records, tmp_path / "o1"), records,
+                  "feature 'input_ids' holds token id 626 >= vocab_size 600")
+    sneaky = tmp_path / "sneaky.tfrecord"
+    _records_with_small_first_record(records, sneaky, 600)
+    res = _cli(_args(str(config), str(sneaky), tmp_path / "o2", iterations_per_loop=1))
+    assert res.returncode == 1, res.stderr[-2000:]
+    last = res.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(
+        r"run_pretraining: error: training failed at step \d+ \(InvalidArgumentError: "
+        r"indices\[[\d,]+\] = (6[0-9]{2}) is not in \[0, 600\)\); likely cause: token id \1 >= "
+        r"vocab_size 600: the records were made with a larger vocabulary than "
+        r"bert_config_file's vocab_size", last), last
+    assert "Graph execution error" not in res.stderr and "Traceback" not in res.stderr
+
+
+def test_corrupt_init_checkpoint_is_one_line(tiny_config, records, tmp_path, shared_dir):
+    bad = tmp_path / "init"
+    bad.mkdir()
+    for f in (shared_dir / "golden" / "model").glob("init.ckpt.*"):
+        data = f.read_bytes()
+        (bad / f.name).write_bytes(data[: len(data) // 2] if "data" in f.name else data)
+    res = _cli(_args(tiny_config, records, tmp_path / "out", init_checkpoint=bad / "init.ckpt"))
+    assert res.returncode == 1
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"run_pretraining: error: --init_checkpoint={bad / 'init.ckpt'}: "
+                           "checkpoint unreadable ("), last
+    assert "Traceback" not in res.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_help_lists_every_flag_with_its_help_and_no_banners(tiny_config, records, tmp_path):
+    res = _cli(["--help"])
+    assert res.returncode == 0, res.stderr[-2000:]
+    text = res.stdout
+    for name in ("num_devices", "worker_hosts", "task_index", "iterations_per_loop",
+                 "train_batch_size", "use_amp", "keep_checkpoint_max"):
+        m = re.search(rf"^  --(\[no\])?{name}: (.+)$", text, re.M)
+        assert m and len(m[2]) > 10, name
+    assert "(default: '1000')" in text and "(default: '32')" in text
+    # TensorFlow's start-up banners are not shown by default.
+    run = _cli(_args(tiny_config, records, tmp_path / "out", num_train_steps=1),
+               env={"TF_CPP_MIN_LOG_LEVEL": ""})
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "oneDNN custom operations" not in run.stderr
+    assert "absl::InitializeLog" not in run.stderr
+
+
+def test_loop_length_bounded_by_checkpoints_logs_and_time():
+    opts = rp.Options("c", "i", "o", num_train_steps=1000, save_checkpoints_steps=100,
+                      log_every_n_steps=40, iterations_per_loop=1000)
+    from bert import distribute, train_loop
+    one = distribute.Layout()
+    assert train_loop._next_chunk(0, opts, None, one) == 1         # first call: one step
+    assert train_loop._next_chunk(1, opts, 0.001, one) == 39       # up to the log step 40
+    assert train_loop._next_chunk(80, opts, 0.001, one) == 20      # up to checkpoint 100
+    assert train_loop._next_chunk(80, opts, 2.0, one) == 15        # ~30 s per call
+    assert train_loop._next_chunk(80, opts, 100.0, one) == 1
+    two = distribute.Layout(worker_hosts=("a:1", "b:2"))
+    assert train_loop._next_chunk(80, opts, 100.0, two) == 20      # same on every worker
+    assert train_loop._next_chunk(999, opts, 0.001, one) == 1      # the end
+
+
+def test_full_disk_while_saving_is_one_line(tiny_config, records, tmp_path):
+    """A disk that fills up (simulated with RLIMIT_FSIZE: writes beyond 60 kB fail with
+    EFBIG, like ENOSPC) while a checkpoint is written: one line naming the folder and the
+    OS error, exit 1, no partial checkpoint left."""
+    import resource
+
+    def small_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (60_000, 60_000))
+
+    out = tmp_path / "out"
+    res = subprocess.run([sys.executable, "-m", "bert.run_pretraining",
+                          *_args(tiny_config, records, out, num_train_steps=3)],
+                         cwd=REPO, capture_output=True, text=True, timeout=120,
+                         preexec_fn=small_files)
+    assert res.returncode == 1, res.stderr[-2000:]
+    last = res.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(rf"run_pretraining: error: {re.escape(str(out))}: cannot write "
+                        r"checkpoint model\.ckpt-3 \(\S+; File too large\)", last), last
+    assert "Traceback" not in res.stderr
+    assert not list(out.glob("model.ckpt-*")) and not (out / "checkpoint").exists()
