@@ -72,8 +72,9 @@ def test_changed_settings_are_refused_runtime_ones_are_not(tmp_path):
     lock_run_dir(tmp_path, cfg)
     assert json.loads((tmp_path / "config.json").read_text())["num_train_steps"] == cfg["num_train_steps"]
     lock_run_dir(tmp_path, dict(cfg, num_workers=7))  # runtime-only: accepted
-    with pytest.raises(RecipeError, match=r"num_train_steps: 1000 -> 5"):
-        lock_run_dir(tmp_path, dict(cfg, num_train_steps=5))
+    lock_run_dir(tmp_path, dict(cfg, num_train_steps=2000))  # extendable: checked by the runner
+    with pytest.raises(RecipeError, match=r"learning_rate: 0.0005 -> 0.001"):
+        lock_run_dir(tmp_path, dict(cfg, learning_rate=0.001))
 
 
 def test_bad_requests(tmp_path):

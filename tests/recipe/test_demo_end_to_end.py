@@ -76,10 +76,11 @@ def test_rerun_of_a_finished_pipeline_does_no_work(finished_demo):
 
 def test_changed_settings_are_refused(finished_demo):
     run_dir, _ = finished_demo
-    proc = recipe(run_dir, "--num_train_steps", "13", "--num_warmup_steps", "2",
-                  "--save_checkpoints_steps", "6")
-    assert proc.returncode == 2
-    assert "num_train_steps: 12 -> 13" in proc.stderr
+    proc = recipe(run_dir, "--num_train_steps", "12", "--num_warmup_steps", "2",
+                  "--save_checkpoints_steps", "6", "--learning_rate", "0.001")
+    assert proc.returncode == 1
+    assert "learning_rate: 0.0005 -> 0.001" in proc.stderr
+    assert proc.stderr.count("error:") == 1 and "Traceback" not in proc.stderr
 
 
 def test_pipeline_killed_during_pretraining_resumes(tmp_path):
