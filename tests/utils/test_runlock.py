@@ -52,3 +52,18 @@ def test_a_child_given_the_descriptor_keeps_the_folder_locked(tmp_path):
         except FolderBusy:
             assert time.monotonic() < deadline
             time.sleep(0.05)
+
+
+def test_a_dying_orphan_of_a_dead_holder_is_waited_for_briefly(tmp_path):
+    """The recipe was SIGKILLed; its stage, which inherited the lock, dies a moment later."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock = FolderLock(tmp_path).acquire()
+    os.pwrite(lock.fd, f"{int(dead.stdout)}\n".encode(), 0)  # the holder's pid: a process now gone
+    orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1)"], pass_fds=(lock.fd,))
+    lock.release()
+    try:
+        with FolderLock(tmp_path) as again:  # waits for the orphan to exit, then takes the lock
+            assert orphan.poll() is not None and again.fd is not None
+    finally:
+        orphan.kill()
+        orphan.wait()
