@@ -38,6 +38,9 @@ STEP_SETTINGS = {"pretrain": ("num_train_steps",)}
 STEP_WORK = {"notes": "notes", "sections": "text", "vocab": "vocab", "tfrecords": "tfrecords",
              "pretrain": "pretrain", "evaluate": "evaluate"}
 ALWAYS_RUN = {"summary"}
+# Inputs a rerun may leave out: results made with them are kept (a rerun without
+# --reference does not discard the comparison), only a different one redoes the step.
+OPTIONAL_INPUTS = {"reference", "eval_data"}
 
 
 class RecipeInterrupted(UserError):
@@ -133,8 +136,12 @@ def _settings(run: Run, step: str) -> dict[str, Any]:
     return {k: run.cfg.get(k) for k in STEP_SETTINGS.get(step, ())}
 
 
-def _recorded_inputs(step: str, inputs: dict[str, Any]) -> dict[str, Any]:
-    return {n: inputs.get(n) for n in depends_on(step)}
+def _recorded_inputs(run: Run, step: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """What the marker keeps: the current inputs; an optional one left out this time keeps
+    the value of the previous marker (its results are still there)."""
+    previous = (read_marker(run, step) or {}).get("inputs", {})
+    return {n: previous.get(n) if n in OPTIONAL_INPUTS and inputs.get(n) is None else inputs.get(n)
+            for n in depends_on(step)}
 
 
 def _output_path(run: Run, p: str) -> Path:
@@ -150,7 +157,8 @@ def _relative(run: Run, p: str) -> str:
 
 def changed_inputs(record: dict[str, Any], step: str, inputs: dict[str, Any]) -> list[str]:
     recorded = record.get("inputs", {})
-    return [n for n in depends_on(step) if not same_content(recorded.get(n), inputs.get(n))]
+    return [n for n in depends_on(step) if not same_content(recorded.get(n), inputs.get(n))
+            and not (n in OPTIONAL_INPUTS and inputs.get(n) is None)]
 
 
 def is_done(run: Run, step: str, inputs: dict[str, Any]) -> bool:
@@ -228,7 +236,7 @@ def run_steps(run: Run, steps: list[str], inputs: dict[str, Any]) -> None:
             log(f"{head}: complete, skipped (marker {run.marker(step).relative_to(run.dir)})")
             continue
         log(f"{head}: running")
-        base = {"step": step, "inputs": _recorded_inputs(step, inputs), "settings": _settings(run, step)}
+        base = {"step": step, "inputs": _recorded_inputs(run, step, inputs), "settings": _settings(run, step)}
         write_json_atomic(run.marker(step), dict(base, status="started"))
         t0 = time.monotonic()
         try:

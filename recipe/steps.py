@@ -224,10 +224,14 @@ def step_compare(run: Run) -> dict[str, Any] | None:
 
 def step_evaluate(run: Run) -> dict[str, Any] | None:
     """With --eval_data: fine-tune and test the export (and the --reference, when it is an
-    HF folder) on each downstream task folder, then compare the two."""
+    HF folder) on each downstream task folder, then compare the two. Results are remade
+    whenever the step runs (it runs after the export changed), never mixed with old ones."""
     eval_data, reference = run.cfg.get("eval_data"), run.cfg.get("reference")
     if not eval_data:
         return None
+    if run.evaluate_dir.exists():
+        log(f"removing the previous {run.evaluate_dir.name}/ results (made from an earlier export)")
+        shutil.rmtree(run.evaluate_dir)
     if reference and not (Path(reference) / "config.json").is_file():
         log(f"--reference {reference} is not a Hugging Face folder: only our model is evaluated")
         reference = None

@@ -85,3 +85,26 @@ def test_bad_requests(tmp_path):
     with pytest.raises(RecipeError, match="unknown step"):
         selected_steps("sections,train")
     assert selected_steps("export,sections") == ["sections", "export"]
+
+
+def test_help_has_a_line_and_a_default_for_every_option():
+    parser = build_parser()
+    for action in parser._actions:
+        assert action.help, f"{action.option_strings} has no help line"
+    text = parser.format_help()
+    assert "--learning_rate LEARNING_RATE" in text and "(default 5e-05; demo 0.0005)" in text
+    assert "(default 150000 for --corpus all, 100000 for discharge; demo 1000)" in " ".join(text.split())
+    assert "--demo only" in text  # demo-only options say so (and are refused elsewhere)
+
+
+def test_fill_mask_help_exits_0_without_traceback():
+    import subprocess
+    import sys
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-m", "recipe.fill_mask", "--help"], cwd=repo, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0 and "hf_dir" in proc.stdout and proc.stderr == ""
+    bad = subprocess.run([sys.executable, "-m", "recipe.fill_mask", "/nonexistent"], cwd=repo,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1
+    assert bad.stderr == "python -m recipe.fill_mask: error: /nonexistent: not a Hugging Face model folder (no config.json)\n"

@@ -200,3 +200,20 @@ def test_pass_through_flags_reach_the_stages_only_when_set(tmp_path, monkeypatch
     steps.step_sections(run), steps.step_tfrecords(run), steps.step_pretrain(run)
     assert calls[0][-1:] == ["--dask_workers=3"] and calls[1][-1:] == ["--dask_workers=3"]
     assert calls[2][-4:] == ["--num_devices=2", "--worker_hosts=a:1,b:2", "--task_index=1", "--iterations_per_loop=50"]
+
+
+def test_leaving_out_the_reference_keeps_the_comparison_a_new_one_redoes_it(tmp_path, args, fake_stages,
+                                                                            monkeypatch):
+    import recipe.__main__ as entry
+    monkeypatch.setattr(entry, "validate", lambda cfg: None)  # the fake reference is not a model
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    (ref / "config.json").write_text("{}")
+    upto_compare = ["--steps", "notes,sections,vocab,tfrecords,pretrain,export,compare"]
+    assert main(args + upto_compare + ["--reference", str(ref)]) == 0
+    fake_stages.clear()
+    assert main(args + upto_compare) == 0  # no --reference this time: nothing is redone
+    assert fake_stages == []
+    (ref / "config.json").write_text('{"other": 1}')
+    assert main(args + upto_compare + ["--reference", str(ref)]) == 0
+    assert fake_stages == ["compare"]
