@@ -33,11 +33,19 @@ def cache_dir() -> Path:
 
 
 def sha256_file(path: str | os.PathLike) -> str:
-    """Streamed sha256 of a file's bytes (constant memory)."""
+    """Streamed sha256 of a file's bytes (constant memory); a progress line every 30 s
+    for a big file (a 4 GB notes file takes a while on a slow disk)."""
+    from utils.progress import Progress
+
     digest = hashlib.sha256()
+    size_mb = os.path.getsize(path) / 1e6
+    progress = Progress("MB", total=int(size_mb), label=f"hashing {Path(path).name}", interval=30) \
+        if size_mb >= 1000 else None
     with open(path, "rb") as f:
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
+            if progress is not None:
+                progress.update(len(chunk) // 1_000_000)
     return digest.hexdigest()
 
 
