@@ -22,10 +22,22 @@ from utils.runlock import FolderLock
 PROG = "run_pretraining.sh"
 
 
+# The folders the stages write in a run folder: where a killed run's temporaries can be.
+STAGE_FOLDERS = ("notes", "text", "vocab", "tfrecords", "pretrain", "huggingface", "compare", "evaluate")
+
+
 def make_run_dir(cfg: dict, run_dir_arg: str | None) -> Path:
+    """The run folder, created if needed. An existing folder must be a run folder or empty:
+    a typo'd --run_dir pointing at a folder of other files must not be filled with a run."""
     run_dir = Path(resolve_path(run_dir_arg)) if run_dir_arg else default_run_dir(cfg)
     if run_dir.exists() and not run_dir.is_dir():
         raise RecipeError(f"--run_dir {run_dir}: exists and is not a folder")
+    if run_dir.is_dir() and not (run_dir / "config.json").exists():
+        others = sorted(p.name for p in run_dir.iterdir() if p.name not in (".lock", ".steps"))
+        if others:
+            raise RecipeError(f"--run_dir {run_dir}: not empty and not a run folder (no config.json; holds "
+                              f"{', '.join(others[:3])}{' ...' if len(others) > 3 else ''}); give a new or "
+                              "empty folder")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -40,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     validate(cfg)
     run_dir = make_run_dir(cfg, args.run_dir)
     with FolderLock(run_dir) as lock:
-        removed = remove_stale_temps(run_dir, recursive=True)
+        removed = remove_stale_temps(run_dir) + [
+            p for sub in STAGE_FOLDERS for p in remove_stale_temps(run_dir / sub, recursive=True)]
         if removed:
             log(f"removed {len(removed)} temporary file(s) a killed run left: "
                 + ", ".join(str(p.relative_to(run_dir)) for p in removed[:10])

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from utils.cli import UserError
+from utils.cli import UserError, os_error_message
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -330,7 +330,10 @@ def lock_run_dir(run_dir: Path, cfg: dict[str, Any]) -> None:
         check_same_settings(run_dir, old, cfg)
         if old == cfg:
             return
-    write_json_atomic(run_dir / "config.json", cfg)
+    try:
+        write_json_atomic(run_dir / "config.json", cfg)
+    except OSError as exc:  # a read-only or full run folder
+        raise RecipeError(os_error_message(exc, "cannot write the run's config")) from None
 
 
 def selected_steps(spec: str) -> list[str]:

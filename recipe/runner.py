@@ -23,7 +23,7 @@ from typing import Any
 from recipe.config import STEP_NAMES, RecipeError
 from recipe.steps import STEPS, Run, log
 from utils.atomic import write_json_atomic
-from utils.cli import UserError
+from utils.cli import UserError, os_error_message
 from utils.fingerprint import FileFacts, fingerprint_files, same_content
 from utils.procs import StageInterrupted
 
@@ -123,6 +123,14 @@ def describe_change(old: list[dict] | None, new: list[dict] | None) -> str:
 
 
 # ----------------------------------------------------------------------------- markers
+
+def write_marker(run: Run, step: str, record: dict[str, Any]) -> None:
+    """A read-only or full run folder is one line naming the folder, not a traceback."""
+    try:
+        write_json_atomic(run.marker(step), record)
+    except OSError as exc:
+        raise RecipeError(os_error_message(exc, f"cannot write the marker of step {step}")) from None
+
 
 def read_marker(run: Run, step: str) -> dict[str, Any] | None:
     try:
@@ -237,7 +245,7 @@ def run_steps(run: Run, steps: list[str], inputs: dict[str, Any]) -> None:
             continue
         log(f"{head}: running")
         base = {"step": step, "inputs": _recorded_inputs(run, step, inputs), "settings": _settings(run, step)}
-        write_json_atomic(run.marker(step), dict(base, status="started"))
+        write_marker(run, step, dict(base, status="started"))
         t0 = time.monotonic()
         try:
             record = STEPS[step](run)
@@ -251,6 +259,6 @@ def run_steps(run: Run, steps: list[str], inputs: dict[str, Any]) -> None:
         record["outputs"] = [_relative(run, p) for p in record.get("outputs", [])]
         record.update(base, status="done", seconds=round(seconds, 1),
                       finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
-        write_json_atomic(run.marker(step), record)
+        write_marker(run, step, record)
         rerun_rest = rerun_rest or step not in ALWAYS_RUN
         log(f"{head}: done in {seconds:.1f} s")

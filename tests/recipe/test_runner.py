@@ -129,10 +129,12 @@ def test_raising_num_train_steps_continues_lowering_below_the_trained_step_is_re
 
 def test_a_reruns_removes_the_temporaries_a_killed_run_left_and_says_so(tmp_path, args, fake_stages, capsys):
     run_dir = tmp_path / "run"
+    assert main(args + ["--steps", "notes"]) == 0
     for name in ("text/.radiology-00000.txt.tmp-abc123", "pretrain/model.ckpt-5.index.tempstate77",
                  ".huggingface.tmp-zz/config.json", "text/radiology-keep.txt"):
         (run_dir / name).parent.mkdir(parents=True, exist_ok=True)
         (run_dir / name).write_text("x")
+    capsys.readouterr()
     assert main(args + ["--steps", "notes"]) == 0
     err = capsys.readouterr().err
     assert "removed 3 temporary file(s) a killed run left: .huggingface.tmp-zz, " in err
@@ -147,6 +149,14 @@ def test_a_second_command_on_a_locked_folder_is_refused_with_the_pid(tmp_path, a
         with pytest.raises(FolderBusy, match=r"run is in use by another run \(pid \d+\)"):
             main(args)
     assert fake_stages == [] and not (tmp_path / "run" / "config.json").exists()
+
+
+def test_a_folder_of_other_files_is_not_taken_as_a_run_folder(tmp_path, args, fake_stages):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "thesis.tex").write_text("mine")
+    with pytest.raises(RecipeError, match=r"not empty and not a run folder \(no config.json; holds thesis.tex\)"):
+        main(args)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["thesis.tex"]
 
 
 def test_evaluate_runs_each_task_for_ours_and_the_reference_then_compares(tmp_path, monkeypatch):
@@ -217,3 +227,20 @@ def test_leaving_out_the_reference_keeps_the_comparison_a_new_one_redoes_it(tmp_
     (ref / "config.json").write_text('{"other": 1}')
     assert main(args + upto_compare + ["--reference", str(ref)]) == 0
     assert fake_stages == ["compare"]
+
+
+def test_a_full_disk_while_writing_bookkeeping_is_one_line(tmp_path, args, fake_stages, monkeypatch):
+    import errno
+
+    import utils.atomic
+
+    def full(path, obj):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    with monkeypatch.context() as m:
+        m.setattr(utils.atomic, "write_json_atomic", full)  # what lock_run_dir writes config.json with
+        with pytest.raises(RecipeError, match=r"cannot write the run's config: .*/run/config.json: No space left"):
+            main(args)
+    monkeypatch.setattr(runner, "write_json_atomic", full)
+    with pytest.raises(RecipeError, match=r"cannot write the marker of step notes: .*notes.json: No space left"):
+        main(args)
