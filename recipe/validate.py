@@ -233,20 +233,12 @@ def validate_reference(path: str) -> None:
                           "bert.convert_from_huggingface --allow_pickle_i_trust_this_code)"
                           if (p / HF_PICKLE_WEIGHTS).is_file() else f"no {HF_WEIGHTS}")
                 raise RecipeError(f"--reference {path}: {reason}")
-            import numpy as np
-            from safetensors import safe_open
-
-            with safe_open(str(p / HF_WEIGHTS), "np") as f:
-                views = {k: np.broadcast_to(np.zeros((), bool), f.get_slice(k).get_shape()) for k in f.keys()}
+            views = _safetensors_shapes(p / HF_WEIGHTS, path)
             check_weights(hf_to_tf_weights(views, str(p)), config, str(p), require_all=False)
             return
         prefix = resolve_checkpoint(p)
     except CheckpointError as exc:
         raise RecipeError(f"--reference {exc}") from None
-    except RecipeError:
-        raise
-    except Exception as exc:  # safetensors raises its own error types on a damaged header
-        raise RecipeError(f"--reference {path}: cannot read its weights ({str(exc).splitlines()[0]})") from None
     config_file = Path(prefix).parent / "bert_config.json"
     if config_file.is_file():
         try:
@@ -256,6 +248,18 @@ def validate_reference(path: str) -> None:
         check_checkpoint_shapes(prefix, config, f"--reference {path}", require_bert=True)
     else:
         checkpoint_shape_map(prefix, f"--reference {path}")
+
+
+def _safetensors_shapes(path: Path, what: str) -> dict[str, Any]:
+    """Zero-stride arrays with the shapes in a safetensors header (no tensor is read)."""
+    import numpy as np
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "np") as f:
+            return {k: np.broadcast_to(np.zeros((), bool), f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as exc:  # safetensors raises its own error types on a damaged header
+        raise RecipeError(f"--reference {what}: cannot read its weights ({str(exc).splitlines()[0]})") from None
 
 
 # ----------------------------------------------------------------------------- notes

@@ -246,3 +246,20 @@ def test_relative_paths_are_the_callers(tmp_path, notes, vocab, monkeypatch):
     assert default_run_dir(cfg) == probe / "runs" / "all-scratch"
     with pytest.raises(RecipeError, match=r"--notes nope.csv: no such file \(.*/probe/nope.csv\)"):
         effective_config(build_parser().parse_args(["--notes", "nope.csv", "--init", "scratch"]))
+
+
+def test_a_hugging_face_reference_is_checked_shape_wise(tmp_path):
+    from safetensors.numpy import save_file
+
+    from bert.checkpoint_map import expected_shapes, tf_to_hf_weights
+    from recipe.validate import validate_reference
+
+    hf = tmp_path / "Bio_ClinicalBERT"
+    hf.mkdir()
+    weights = {n: np.zeros(s, np.float32) for n, s in expected_shapes(TINY).items()}
+    save_file(tf_to_hf_weights(weights), str(hf / "model.safetensors"))
+    (hf / "config.json").write_text(json.dumps(dict(TINY, model_type="bert", architectures=["BertForPreTraining"])))
+    validate_reference(str(hf))  # loadable: no error
+    (hf / "config.json").write_text(json.dumps(dict(TINY, model_type="bert", intermediate_size=32)))
+    with pytest.raises(RecipeError, match=r"--reference .*has shape \[16\] but the config implies \[32\]"):
+        validate_reference(str(hf))
