@@ -118,8 +118,8 @@ def scratch_bert_config(cfg: dict[str, Any], vocab_size: int) -> dict[str, Any]:
         "num_hidden_layers": cfg["tiny_layers"], "num_attention_heads": cfg["tiny_heads"],
         "intermediate_size": cfg["tiny_intermediate_size"], "hidden_act": "gelu",
         "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
-        # FAITHFUL: BERT-Base has 512 positions; the demo's tiny model keeps the
-        # max(128, max_seq_length) it always had (its outputs stay comparable).
+        # BERT-Base has 512 positions; the smaller models keep the demo's
+        # max(128, max_seq_length), so the demo's outputs are unchanged.
         "max_position_embeddings": 512 if base else max(128, cfg["max_seq_length"]),
         "type_vocab_size": 2, "initializer_range": 0.02,
     }
