@@ -92,8 +92,10 @@ def run_in_group(cmd: Sequence[str], *, cwd: str | None = None, env: dict | None
     deadline = None
     try:
         # Popen returns after the child's exec, so its group exists before any forwarding.
+        # stdin from /dev/null: a stage outside the terminal's foreground group that read
+        # the terminal would be stopped (SIGTTIN).
         proc = subprocess.Popen(list(cmd), cwd=cwd, env=env, pass_fds=tuple(pass_fds),
-                                preexec_fn=_stage_preexec)
+                                stdin=subprocess.DEVNULL, preexec_fn=_stage_preexec)
         leader.append(proc.pid)
         if received:  # a signal came while the stage was starting
             kill_group(proc.pid, received[0])

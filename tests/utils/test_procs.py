@@ -62,14 +62,15 @@ def test_normal_exit_returns_the_status_and_leaves_no_group(tmp_path):
     assert run_in_group([sys.executable, "-c", "pass"]) == 0
 
 
-def test_sigint_stops_the_stage_and_its_pool_workers(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_the_stage_and_its_pool_workers(tmp_path, sig):
     pids_file = tmp_path / "pids"
-    timer = threading.Thread(target=lambda: (_wait_for(pids_file), os.kill(os.getpid(), signal.SIGINT)))
+    timer = threading.Thread(target=lambda: (_wait_for(pids_file), os.kill(os.getpid(), sig)))
     timer.start()
     with pytest.raises(StageInterrupted) as info:
         run_in_group([sys.executable, "-c", STAGE, str(pids_file), str(REPO)], grace_s=2)
     timer.join()
-    assert info.value.signum == signal.SIGINT
+    assert info.value.signum == sig
     pids = _wait_for(pids_file)
     assert len(pids) == 3
     assert _gone_within(pids, 5) == []
