@@ -65,6 +65,12 @@ class RecipeError(UserError):
     """A problem with the user's request: printed as one line, exit status 1."""
 
 
+class RecipeUsageError(RecipeError):
+    """Options that contradict each other or do not apply: exit status 2, as argparse's."""
+
+    exit_code = 2
+
+
 @dataclass
 class InitCheckpoint:
     """A downloaded BERT/BioBERT folder: checkpoint prefix, config and vocab inside it."""
@@ -214,25 +220,25 @@ def _refuse_misplaced_options(args: argparse.Namespace, scratch: bool) -> None:
     if not args.demo:
         demo_only = sorted(given & {"demo_notes", "demo_seed"})
         if demo_only:
-            raise RecipeError(f"--{demo_only[0]} applies only with --demo")
+            raise RecipeUsageError(f"--{demo_only[0]} applies only with --demo")
     if args.demo and (args.notes or args.init or args.vocab):
-        raise RecipeError("--demo uses synthetic notes, its own vocab and a tiny model: do not combine "
+        raise RecipeUsageError("--demo uses synthetic notes, its own vocab and a tiny model: do not combine "
                           "it with --notes/--init/--vocab")
     if args.demo and args.model_size not in (None, "tiny"):
-        raise RecipeError("--demo trains the tiny model; for another --model_size use --notes FILE --init scratch")
+        raise RecipeUsageError("--demo trains the tiny model; for another --model_size use --notes FILE --init scratch")
     if not (args.demo or scratch):
         wrong = sorted(given & {"vocab", "model_size", "vocab_size", *TINY_KEYS})
         if wrong:
-            raise RecipeError(f"--{wrong[0]} applies only to a model trained from scratch (--init scratch "
+            raise RecipeUsageError(f"--{wrong[0]} applies only to a model trained from scratch (--init scratch "
                               "or --demo); a checkpoint folder brings its own vocab and config")
     if "vocab_size" in given and args.vocab:
-        raise RecipeError("--vocab_size sizes a vocabulary built from the notes; with --vocab FILE "
+        raise RecipeUsageError("--vocab_size sizes a vocabulary built from the notes; with --vocab FILE "
                           "the file's size is used")
     size = args.model_size or "tiny"
     if size != "tiny":
         wrong = sorted(given & set(TINY_KEYS))
         if wrong:
-            raise RecipeError(f"--{wrong[0]} overrides the tiny model's size only (--model_size tiny)")
+            raise RecipeUsageError(f"--{wrong[0]} overrides the tiny model's size only (--model_size tiny)")
 
 
 def effective_config(args: argparse.Namespace) -> dict[str, Any]:
@@ -243,7 +249,7 @@ def effective_config(args: argparse.Namespace) -> dict[str, Any]:
     scratch = (args.init or "").strip().lower() == "scratch"
     _refuse_misplaced_options(args, scratch)
     if not args.demo and not args.notes:
-        raise RecipeError("give --notes NOTEEVENTS.csv.gz and --init CHECKPOINT_DIR (or --init scratch), "
+        raise RecipeUsageError("give --notes NOTEEVENTS.csv.gz and --init CHECKPOINT_DIR (or --init scratch), "
                           "or --demo")
     corpus = args.corpus or "all"
     cfg: dict[str, Any] = dict(PUBLISHED)
@@ -258,7 +264,7 @@ def effective_config(args: argparse.Namespace) -> dict[str, Any]:
             raise RecipeError(f"--notes {args.notes}: no such file" + (f" ({notes})" if str(notes) != args.notes else ""))
         cfg.update(notes=str(notes), num_train_steps=STEPS_BY_CORPUS.get(corpus.strip().lower(), 150000))
         if not args.init:
-            raise RecipeError("--init is required with --notes: a checkpoint folder (BioBERT v1.0 or "
+            raise RecipeUsageError("--init is required with --notes: a checkpoint folder (BioBERT v1.0 or "
                               "BERT-Base cased) to continue from, or 'scratch'; or use --demo")
         if scratch:
             size = args.model_size or "tiny"
@@ -342,7 +348,7 @@ def selected_steps(spec: str) -> list[str]:
     steps = [s.strip() for s in spec.split(",") if s.strip()]
     unknown = [s for s in steps if s not in STEP_NAMES]
     if unknown:
-        raise RecipeError(f"--steps: unknown step(s) {', '.join(unknown)}; known: {', '.join(STEP_NAMES)}")
+        raise RecipeUsageError(f"--steps: unknown step(s) {', '.join(unknown)}; known: {', '.join(STEP_NAMES)}")
     if not steps:
-        raise RecipeError(f"--steps names no step; known: {', '.join(STEP_NAMES)}")
+        raise RecipeUsageError(f"--steps names no step; known: {', '.join(STEP_NAMES)}")
     return [s for s in STEP_NAMES if s in steps]

@@ -108,3 +108,19 @@ def test_fill_mask_help_exits_0_without_traceback():
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1
     assert bad.stderr == "python -m recipe.fill_mask: error: /nonexistent: not a Hugging Face model folder (no config.json)\n"
+
+
+def test_contradictory_options_exit_2_bad_values_exit_1(tmp_path):
+    import subprocess
+    import sys
+    repo = Path(__file__).resolve().parents[2]
+
+    def run(*argv):
+        return subprocess.run([sys.executable, "-m", "recipe", *argv, "--run_dir", str(tmp_path / "r")],
+                              cwd=repo, capture_output=True, text=True, timeout=60)
+    usage = run("--demo", "--notes", "x.csv")
+    assert usage.returncode == 2 and usage.stderr.startswith("run_pretraining.sh: error: --demo uses synthetic")
+    value = run("--demo", "--learning_rate", "0")
+    assert value.returncode == 1
+    assert value.stderr == "run_pretraining.sh: error: --learning_rate must be > 0, not 0.0\n"
+    assert not (tmp_path / "r").exists()
