@@ -11,6 +11,9 @@ leave a stage or a worker still writing into the run folder. Two mechanisms toge
     recipe are forwarded to the whole group, which gets a few seconds to stop and is then
     killed; the group is killed again when the stage ends, so no orphaned grandchild
     (a pool worker is not reached by PDEATHSIG of its grandparent) survives it.
+  * a watchdog per stage for the one signal that cannot be forwarded: when the recipe is
+    SIGKILLed (the OOM killer), the pipe it held closes and the watchdog kills the stage's
+    whole group, pool workers included, whatever pool the stage uses.
 """
 from __future__ import annotations
 
@@ -71,6 +74,46 @@ def group_alive(pgid: int) -> bool:
     return kill_group(pgid, 0)
 
 
+# The watchdog: blocks on a pipe whose only writer is the recipe. "x" means the stage
+# ended normally; end-of-file without it means the recipe died: kill the stage's group.
+_WATCHDOG = """
+import os, signal, sys
+pgid, fd = int(sys.argv[1]), int(sys.argv[2])
+try:
+    ended = os.read(fd, 1) == b"x"
+except OSError:
+    ended = False
+if not ended:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:
+        pass
+"""
+
+
+def _start_watchdog(pgid: int) -> tuple[subprocess.Popen, int]:
+    """(watchdog process, write end of its pipe) for the stage group `pgid`. The watchdog
+    has its own session, so the terminal's Ctrl-C does not reach it."""
+    read_fd, write_fd = os.pipe()  # not inheritable: stages started later never hold it
+    try:
+        dog = subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(pgid), str(read_fd)], pass_fds=(read_fd,),
+                               stdin=subprocess.DEVNULL, start_new_session=True)
+    except BaseException:
+        os.close(write_fd)
+        raise
+    finally:
+        os.close(read_fd)
+    return dog, write_fd
+
+
+def _stop_watchdog(dog: subprocess.Popen, write_fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.write(write_fd, b"x")
+    os.close(write_fd)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        dog.wait(timeout=5)
+
+
 def run_in_group(cmd: Sequence[str], *, cwd: str | None = None, env: dict | None = None,
                  pass_fds: Sequence[int] = (), grace_s: float = 5.0) -> int:
     """Run `cmd` as the leader of a new process group and return its exit status.
@@ -89,6 +132,7 @@ def run_in_group(cmd: Sequence[str], *, cwd: str | None = None, env: dict | None
 
     previous = {s: signal.signal(s, forward) for s in FORWARDED_SIGNALS}
     proc = None
+    watchdog = None
     deadline = None
     try:
         # Popen returns after the child's exec, so its group exists before any forwarding.
@@ -97,6 +141,7 @@ def run_in_group(cmd: Sequence[str], *, cwd: str | None = None, env: dict | None
         proc = subprocess.Popen(list(cmd), cwd=cwd, env=env, pass_fds=tuple(pass_fds),
                                 stdin=subprocess.DEVNULL, preexec_fn=_stage_preexec)
         leader.append(proc.pid)
+        watchdog = _start_watchdog(proc.pid)
         if received:  # a signal came while the stage was starting
             kill_group(proc.pid, received[0])
         while True:
@@ -120,6 +165,8 @@ def run_in_group(cmd: Sequence[str], *, cwd: str | None = None, env: dict | None
             _stop_group(proc.pid, remaining)
             with contextlib.suppress(Exception):
                 proc.wait(timeout=1)
+        if watchdog is not None:
+            _stop_watchdog(*watchdog)
     if received:
         raise StageInterrupted(received[0])
     return code

@@ -73,21 +73,38 @@ def test_a_signal_stops_the_stage_and_its_pool_workers(tmp_path, sig):
     assert info.value.signum == sig
     pids = _wait_for(pids_file)
     assert len(pids) == 3
-    assert _gone_within(pids, 5) == []
+    survivors = _gone_within(pids, 5)
+    for pid in survivors:
+        os.kill(pid, signal.SIGKILL)
+    assert survivors == []
     assert not group_alive(pids[0])
 
 
-def test_sigkill_of_the_parent_kills_stage_and_workers(tmp_path):
+# The same with a plain ProcessPoolExecutor: its workers do not die with the stage by
+# themselves; the watchdog must kill them.
+PLAIN_POOL_STAGE = STAGE.replace(
+    "from utils.executor import ExecutorSettings, work_executor", "import concurrent.futures as cf, multiprocessing"
+).replace('with work_executor(ExecutorSettings(num_workers=2), mp_context="fork") as ex:',
+          'with cf.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as ex:')
+
+
+@pytest.mark.parametrize("stage", [STAGE, PLAIN_POOL_STAGE], ids=["work_executor", "plain_pool"])
+def test_sigkill_of_the_parent_kills_stage_and_workers(tmp_path, stage):
     """The OOM killer's SIGKILL cannot be forwarded: PR_SET_PDEATHSIG takes the stage down,
-    and the stage's pool workers die with the stage (utils.executor sets it in them)."""
+    the stage's pool workers die with the stage (utils.executor sets it in them), and the
+    watchdog kills the stage's group (for pools that do not)."""
+    assert "cf.ProcessPoolExecutor(2" in PLAIN_POOL_STAGE
     pids_file = tmp_path / "pids"
     parent = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(REPO)!r})
         from utils.procs import run_in_group
-        run_in_group([sys.executable, "-c", {STAGE!r}, {str(pids_file)!r}, {str(REPO)!r}])
+        run_in_group([sys.executable, "-c", {stage!r}, {str(pids_file)!r}, {str(REPO)!r}])
     """)])
     pids = _wait_for(pids_file)
     parent.kill()
     parent.wait()
-    assert _gone_within(pids, 5) == []
+    survivors = _gone_within(pids, 5)
+    for pid in survivors:  # never leave them behind, even when the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert survivors == []
