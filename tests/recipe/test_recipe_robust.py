@@ -112,31 +112,55 @@ def test_a_second_command_on_the_same_folder_is_refused_at_once(shared_run):
     assert "complete, skipped" not in first_log  # the first run was undisturbed: every step ran
 
 
+def _start_and_wait_for_section_workers(cmd: list[str], run_dir: Path, cache: Path):
+    """Start the recipe; return (process, stage group) once sections runs with both workers."""
+    proc = subprocess.Popen(cmd, cwd=REPO, env=_env(cache), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 120
+    while True:
+        assert time.monotonic() < deadline and proc.poll() is None, "never saw the sections stage's workers"
+        ps = _processes()
+        stage = [g for g, c in ps.values() if "section_split" in c and str(run_dir) in c]
+        if stage and sum(1 for g, _ in ps.values() if g == stage[0]) >= 3:
+            return proc, stage[0]
+        time.sleep(0.02)
+
+
+def _left_after(seconds: float, group: int, run_dir: Path) -> list[tuple[int, str]]:
+    """Processes of the run (in the stage's group, or naming the run folder) still alive
+    `seconds` after now; any found are killed so that a failing test leaves none."""
+    deadline = time.monotonic() + seconds
+    while True:
+        left = [(pid, c) for pid, (g, c) in _processes().items()
+                if (g == group or str(run_dir) in c) and pid != os.getpid()]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    for pid, _ in left:
+        os.kill(pid, signal.SIGKILL)
+    return left
+
+
+def test_sigkill_of_the_recipe_leaves_no_stage_or_worker(inputs, tmp_path):
+    """The OOM killer's case: nothing can be forwarded, the stage and its pool still die."""
+    notes, vocab, cache = inputs
+    run_dir = tmp_path / "run"
+    proc, group = _start_and_wait_for_section_workers(
+        _recipe_cmd(notes, vocab, run_dir, "--steps", "notes,sections"), run_dir, cache)
+    proc.kill()
+    proc.wait()
+    assert _left_after(5, group, run_dir) == []
+
+
 def test_sigint_with_two_workers_leaves_no_process_and_the_rerun_resumes_to_the_same_bytes(
         shared_run, inputs, tmp_path):
     notes, vocab, cache = inputs
     run_dir = tmp_path / "run"
     cmd = _recipe_cmd(notes, vocab, run_dir, "--steps", "notes,sections,vocab,tfrecords")
-    proc = subprocess.Popen(cmd, cwd=REPO, env=_env(cache), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
-    group = None
-    deadline = time.monotonic() + 120
-    while group is None:  # the sections stage and both of its workers are up
-        assert time.monotonic() < deadline and proc.poll() is None, "never saw the sections stage's workers"
-        ps = _processes()
-        stage = [g for g, c in ps.values() if "section_split" in c and str(run_dir) in c]
-        if stage and sum(1 for g, _ in ps.values() if g == stage[0]) >= 3:
-            group = stage[0]
-        else:
-            time.sleep(0.02)
+    proc, group = _start_and_wait_for_section_workers(cmd, run_dir, cache)
     os.kill(proc.pid, signal.SIGINT)
     err = proc.communicate(timeout=30)[1]
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        left = [(pid, c) for pid, (g, c) in _processes().items() if g == group or str(run_dir) in c]
-        if not left:
-            break
-        time.sleep(0.05)
+    left = _left_after(5, group, run_dir)
     assert left == [], f"processes of the run still alive 5 s after Ctrl-C: {left}"
     assert proc.returncode == 130
     assert "interrupted (SIGINT) during step sections" in err
