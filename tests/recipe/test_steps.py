@@ -33,3 +33,17 @@ def test_all_empty_text_shards_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(steps, "run_command", lambda run, args: pytest.fail("must not run"))
     with pytest.raises(RecipeError, match="every text shard is empty"):
         steps.step_tfrecords(run)
+
+
+def test_summary_lists_the_evaluation_folders(tmp_path):
+    from recipe.summary import evaluation_folders
+
+    assert evaluation_folders(tmp_path / "evaluate") is None
+    for path in ("evaluate/mednli/ours", "evaluate/mednli/reference", "evaluate/mednli/compare",
+                 "evaluate/ncbi_disease/ours"):
+        (tmp_path / path).mkdir(parents=True)
+    ev = tmp_path / "evaluate"
+    assert evaluation_folders(ev) == {
+        "mednli": {"ours": str(ev / "mednli/ours"), "reference": str(ev / "mednli/reference"),
+                   "compare": str(ev / "mednli/compare")},
+        "ncbi_disease": {"ours": str(ev / "ncbi_disease/ours"), "reference": None, "compare": None}}
