@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -288,7 +289,7 @@ def effective_config(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cpu_count() -> int:
-    import os
+    """CPUs this process may use (the affinity mask, e.g. under taskset or a container quota)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
