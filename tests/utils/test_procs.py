@@ -24,9 +24,11 @@ STAGE = textwrap.dedent("""
     sys.path.insert(0, sys.argv[2])
     from utils.executor import ExecutorSettings, work_executor
     def work(i):
+        time.sleep(0.05)
         return os.getpid()
     with work_executor(ExecutorSettings(num_workers=2), mp_context="fork") as ex:
-        pids = sorted({f.result() for f in [ex.submit(work, i) for i in range(8)]})
+        [f.result() for f in [ex.submit(work, i) for i in range(8)]]
+        pids = sorted(ex._processes)  # every worker of the pool, busy or not
         with open(sys.argv[1], "w") as f:
             f.write(" ".join(map(str, [os.getpid(), *pids])))
         time.sleep(600)
