@@ -6,10 +6,13 @@
 #   ./run_pretraining.sh --notes NOTEEVENTS.csv.gz --init biobert_v1.0_pubmed_pmc --corpus all
 #   ./run_pretraining.sh --help                                   # every step and override
 #
-# Rerunning the same command resumes; finished steps are skipped.
+# Rerunning the same command resumes; finished steps are skipped. Relative paths are the
+# caller's: this script does not change directory (the recipe finds the repo itself).
 set -euo pipefail
-cd "$(dirname "$0")"
-bash scripts/ensure_venv.sh
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+bash "$repo/scripts/ensure_venv.sh"
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-exec .venv/bin/python -m recipe "$@"
+export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
+# -P: the caller's directory is not put on sys.path (a folder named like one of our
+# packages there must not shadow it).
+exec "$repo/.venv/bin/python" -P -m recipe "$@"

@@ -1,30 +1,31 @@
 """The recipe's steps. Each runs one stage CLI as a subprocess (printing the command, so
-the step can be rerun alone), then records a done-marker in `<run_dir>/.steps/`.
+the step can be rerun alone) and returns the record its done-marker keeps (see
+recipe.runner for markers, skipping and redoing).
 
-A step whose marker exists and whose outputs are still present is skipped, so a rerun of
-a finished pipeline does no work. A step without a marker is (re)run; every stage tool
-resumes its own partial work (section shards, TFRecord shards, training checkpoints).
+Stages run in their own process group and die with the recipe (utils.procs): Ctrl-C,
+SIGTERM or a SIGKILL of the recipe never leaves a stage or one of its workers running.
 """
 from __future__ import annotations
 
 import json
 import os
 import shlex
-import subprocess
+import shutil
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable
 
 from recipe.config import REPO, RecipeError
-from utils.atomic import write_json_atomic, write_text_atomic
+from recipe.validate import eval_tasks, scratch_bert_config
+from utils.atomic import atomic_path, write_text_atomic
 
 
 class Run:
-    """A run folder and its configuration."""
+    """A run folder, its configuration, and the run-folder lock's descriptor (inherited by
+    every stage, so the folder stays locked while any stage process lives)."""
 
-    def __init__(self, run_dir: Path, cfg: dict[str, Any]) -> None:
-        self.dir, self.cfg = run_dir, cfg
+    def __init__(self, run_dir: Path, cfg: dict[str, Any], lock_fd: int | None = None) -> None:
+        self.dir, self.cfg, self.lock_fd = run_dir, cfg, lock_fd
 
     # Paths of each stage's outputs inside the run folder.
     @property
@@ -36,6 +37,7 @@ class Run:
     model_dir = property(lambda self: self.dir / "pretrain")
     export_dir = property(lambda self: self.dir / "huggingface")
     compare_dir = property(lambda self: self.dir / "compare")
+    evaluate_dir = property(lambda self: self.dir / "evaluate")
 
     @property
     def vocab_file(self) -> Path:
@@ -57,14 +59,21 @@ def log(msg: str) -> None:
     print(f"[recipe] {msg}", file=sys.stderr, flush=True)
 
 
-def run_command(args: list[str]) -> None:
-    """Run a stage CLI with this venv's Python from the repo root; stderr passes through."""
+def run_command(run: Run, args: list[str]) -> None:
+    """Run a stage CLI with this venv's Python from the repo root; stderr passes through.
+
+    The stage leads its own process group and dies with the recipe; Ctrl-C/SIGTERM stop
+    the whole group (utils.procs.run_in_group raises StageInterrupted).
+    """
+    from utils.procs import run_in_group
+
     cmd = [sys.executable, "-m", *args]
     log("$ " + " ".join(shlex.quote(a) for a in ["python", "-m", *args]))
     env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
-    proc = subprocess.run(cmd, cwd=REPO, env=env)
-    if proc.returncode != 0:
-        raise RecipeError(f"step failed (exit {proc.returncode}): python -m {' '.join(args[:1])}; "
+    fds = (run.lock_fd,) if run.lock_fd is not None else ()
+    code = run_in_group(cmd, cwd=str(REPO), env=env, pass_fds=fds)
+    if code != 0:
+        raise RecipeError(f"step failed (exit {code}): python -m {args[0]}; "
                           "fix the problem above and rerun the same command: finished work is kept")
 
 
@@ -74,14 +83,23 @@ def flag(name: str, value: Any) -> str:
     return f"--{name}={value}"
 
 
+def optional_flags(cfg: dict[str, Any], names: tuple[str, ...]) -> list[str]:
+    """Pass-through flags, given to the stage only when the user set them."""
+    return [flag(n, cfg[n]) for n in names if cfg.get(n) is not None]
+
+
+DASK_FLAGS = ("scheduler", "dask_workers")
+DISTRIBUTED_TRAINING_FLAGS = ("num_devices", "worker_hosts", "task_index", "iterations_per_loop")
+
+
 # --- steps -----------------------------------------------------------------------------
 
 def step_notes(run: Run) -> dict[str, Any] | None:
     """Demo only: deterministic synthetic MIMIC-III-shaped notes."""
     if run.cfg["mode"] != "demo":
         return None
-    run_command(["data_prep.synthetic_notes", "--notes", str(run.cfg["demo_notes"]),
-                 "--seed", str(run.cfg["demo_seed"]), "--out", str(run.notes)])
+    run_command(run, ["data_prep.synthetic_notes", "--notes", str(run.cfg["demo_notes"]),
+                      "--seed", str(run.cfg["demo_seed"]), "--out", str(run.notes)])
     return {"outputs": [str(run.notes)]}
 
 
@@ -97,7 +115,7 @@ def step_sections(run: Run) -> dict[str, Any]:
         args.append("--drop_iserror")
     if c.get("spacy_model"):
         args += ["--spacy_model", c["spacy_model"]]
-    run_command(args)
+    run_command(run, args + optional_flags(c, DASK_FLAGS))
     return {"outputs": [str(run.text_dir / "manifest.json")]}
 
 
@@ -109,24 +127,21 @@ def text_shards(run: Run) -> list[Path]:
 
 
 def step_vocab(run: Run) -> dict[str, Any] | None:
-    """Demo only (no published vocab can be downloaded here): a WordPiece vocab trained on
-    the synthetic corpus, and a tiny BERT config sized to it."""
+    """A model trained from scratch: its vocab (--vocab FILE copied into the run folder, or
+    a WordPiece vocab trained on the notes' text) and a bert_config.json of the run's size."""
     c = run.cfg
     if c.get("init"):
         return None
     vocab = run.vocab_file
-    run_command(["bert.build_vocab", "--input_file", ",".join(str(p) for p in text_shards(run)),
-                 "--output_file", str(vocab), "--vocab_size", str(c["vocab_size"]),
-                 flag("do_lower_case", c["do_lower_case"])])
+    if c.get("vocab"):
+        with atomic_path(vocab) as tmp:
+            shutil.copyfile(c["vocab"], tmp)
+    else:
+        run_command(run, ["bert.build_vocab", "--input_file", ",".join(str(p) for p in text_shards(run)),
+                          "--output_file", str(vocab), "--vocab_size", str(c["vocab_size"]),
+                          flag("do_lower_case", c["do_lower_case"])])
     vocab_size = sum(1 for _ in open(vocab, encoding="utf-8"))
-    bert_config = {
-        "vocab_size": vocab_size, "hidden_size": c["tiny_hidden_size"],
-        "num_hidden_layers": c["tiny_layers"], "num_attention_heads": c["tiny_heads"],
-        "intermediate_size": c["tiny_intermediate_size"], "hidden_act": "gelu",
-        "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
-        "max_position_embeddings": max(128, c["max_seq_length"]), "type_vocab_size": 2,
-        "initializer_range": 0.02,
-    }
+    bert_config = scratch_bert_config(c, vocab_size)
     write_text_atomic(run.bert_config_file, json.dumps(bert_config, indent=2) + "\n")
     return {"outputs": [str(vocab), str(run.bert_config_file)], "vocab_size": vocab_size}
 
@@ -143,14 +158,14 @@ def step_tfrecords(run: Run) -> dict[str, Any]:
     inputs = ",".join(str(p) for p in shards if p.stat().st_size > 0)
     if not inputs:
         raise RecipeError(f"{run.text_dir}: every text shard is empty; nothing to make TFRecords from")
-    run_command(["bert.create_pretraining_data", "--input_file", inputs,
-                 "--output_dir", str(run.tfrecord_dir), "--vocab_file", str(run.vocab_file),
-                 flag("do_lower_case", c["do_lower_case"]),
-                 flag("max_seq_length", c["max_seq_length"]),
-                 flag("max_predictions_per_seq", c["max_predictions_per_seq"]),
-                 flag("random_seed", c["random_seed"]), flag("dupe_factor", c["dupe_factor"]),
-                 flag("masked_lm_prob", c["masked_lm_prob"]), flag("short_seq_prob", c["short_seq_prob"]),
-                 flag("num_workers", c["num_workers"])])
+    run_command(run, ["bert.create_pretraining_data", "--input_file", inputs,
+                      "--output_dir", str(run.tfrecord_dir), "--vocab_file", str(run.vocab_file),
+                      flag("do_lower_case", c["do_lower_case"]),
+                      flag("max_seq_length", c["max_seq_length"]),
+                      flag("max_predictions_per_seq", c["max_predictions_per_seq"]),
+                      flag("random_seed", c["random_seed"]), flag("dupe_factor", c["dupe_factor"]),
+                      flag("masked_lm_prob", c["masked_lm_prob"]), flag("short_seq_prob", c["short_seq_prob"]),
+                      flag("num_workers", c["num_workers"])] + optional_flags(c, DASK_FLAGS))
     return {"outputs": [str(p) for p in sorted(run.tfrecord_dir.glob("*.tfrecord"))]}
 
 
@@ -175,20 +190,20 @@ def step_pretrain(run: Run) -> dict[str, Any]:
         args.append(flag("log_every_n_steps", c["log_every_n_steps"]))
     if c.get("init"):
         args.append(flag("init_checkpoint", c["init"]["prefix"]))
-    run_command(args)
+    run_command(run, args + optional_flags(c, DISTRIBUTED_TRAINING_FLAGS))
     return {"outputs": [str(run.model_dir / "eval_results.txt")]}
 
 
 def step_export(run: Run) -> dict[str, Any]:
     c = run.cfg
-    run_command(["bert.convert_to_huggingface", "--tf_checkpoint", str(run.model_dir),
-                 "--bert_config_file", str(run.bert_config_file), "--vocab_file", str(run.vocab_file),
-                 flag("do_lower_case", c["do_lower_case"]), "--output_dir", str(run.export_dir),
-                 "--overwrite"])
+    run_command(run, ["bert.convert_to_huggingface", "--tf_checkpoint", str(run.model_dir),
+                      "--bert_config_file", str(run.bert_config_file), "--vocab_file", str(run.vocab_file),
+                      flag("do_lower_case", c["do_lower_case"]), "--output_dir", str(run.export_dir),
+                      "--overwrite"])
     # The export must equal the checkpoint it came from, tensor for tensor.
     run.compare_dir.mkdir(parents=True, exist_ok=True)
-    run_command(["bert.compare_weights", str(run.export_dir), str(run.model_dir), "--no_text",
-                 "--max_rel_diff", "0", "--json", str(run.compare_dir / "export_vs_checkpoint.json")])
+    run_command(run, ["bert.compare_weights", str(run.export_dir), str(run.model_dir), "--no_text",
+                      "--max_rel_diff", "0", "--json", str(run.compare_dir / "export_vs_checkpoint.json")])
     return {"outputs": [str(run.export_dir / "config.json"),
                         str(run.compare_dir / "export_vs_checkpoint.json")]}
 
@@ -198,13 +213,41 @@ def step_compare(run: Run) -> dict[str, Any] | None:
     predictions of the export (loaded with transformers, offline)."""
     reference = run.cfg.get("reference")
     if reference:
-        run_command(["bert.compare_weights", str(run.export_dir), reference,
-                     "--json", str(run.compare_dir / "vs_reference.json"),
-                     "--plot", str(run.compare_dir / "vs_reference.png")])
+        run_command(run, ["bert.compare_weights", str(run.export_dir), reference,
+                          "--json", str(run.compare_dir / "vs_reference.json"),
+                          "--plot", str(run.compare_dir / "vs_reference.png")])
         return {"outputs": [str(run.compare_dir / "vs_reference.json")]}
     if run.cfg["mode"] == "demo":
-        run_command(["recipe.fill_mask", str(run.export_dir)])
+        run_command(run, ["recipe.fill_mask", str(run.export_dir)])
     return None
+
+
+def step_evaluate(run: Run) -> dict[str, Any] | None:
+    """With --eval_data: fine-tune and test the export (and the --reference, when it is an
+    HF folder) on each downstream task folder, then compare the two. Results are remade
+    whenever the step runs (it runs after the export changed), never mixed with old ones."""
+    eval_data, reference = run.cfg.get("eval_data"), run.cfg.get("reference")
+    if not eval_data:
+        return None
+    if run.evaluate_dir.exists():
+        log(f"removing the previous {run.evaluate_dir.name}/ results (made from an earlier export)")
+        shutil.rmtree(run.evaluate_dir)
+    if reference and not (Path(reference) / "config.json").is_file():
+        log(f"--reference {reference} is not a Hugging Face folder: only our model is evaluated")
+        reference = None
+    outputs = []
+    for name, kind, folder in eval_tasks(eval_data):
+        out = run.evaluate_dir / name
+        models = [("ours", str(run.export_dir))] + ([("reference", reference)] if reference else [])
+        for label, model in models:
+            run_command(run, ["downstream_tasks.run", "--task", kind, "--data_dir", str(folder),
+                              "--model", model, "--output_dir", str(out / label)])
+            outputs.append(str(out / label))
+        if reference:
+            run_command(run, ["downstream_tasks.compare", str(out / "ours"), str(out / "reference"),
+                              "--output_dir", str(out / "compare")])
+            outputs.append(str(out / "compare"))
+    return {"outputs": outputs}
 
 
 def step_summary(run: Run) -> dict[str, Any]:
@@ -217,41 +260,5 @@ def step_summary(run: Run) -> dict[str, Any]:
 STEPS: dict[str, Callable[[Run], dict[str, Any] | None]] = {
     "notes": step_notes, "sections": step_sections, "vocab": step_vocab,
     "tfrecords": step_tfrecords, "pretrain": step_pretrain, "export": step_export,
-    "compare": step_compare, "summary": step_summary,
+    "compare": step_compare, "evaluate": step_evaluate, "summary": step_summary,
 }
-ALWAYS_RUN = {"summary"}
-# Run-time options (outside the locked settings) that change what a step does: a marker
-# written under other values does not count as done.
-STEP_OPTIONS = {"compare": ("reference",)}
-
-
-def step_options(run: Run, step: str) -> dict[str, Any]:
-    return {k: run.cfg.get(k) for k in STEP_OPTIONS.get(step, ())}
-
-
-def is_done(run: Run, step: str) -> bool:
-    path = run.marker(step)
-    if not path.exists():
-        return False
-    record = json.loads(path.read_text())
-    return (record.get("options", {}) == step_options(run, step)
-            and all(Path(p).exists() for p in record.get("outputs", [])))
-
-
-def run_steps(run: Run, steps: list[str]) -> None:
-    for i, step in enumerate(steps, 1):
-        head = f"[{i}/{len(steps)}] {step}"
-        if step not in ALWAYS_RUN and is_done(run, step):
-            log(f"{head}: complete, skipped (marker {run.marker(step).relative_to(run.dir)})")
-            continue
-        log(f"{head}: running")
-        t0 = time.monotonic()
-        record = STEPS[step](run)
-        seconds = time.monotonic() - t0
-        if record is None:
-            log(f"{head}: nothing to do in this configuration")
-            record = {"outputs": []}
-        record.update(step=step, options=step_options(run, step), seconds=round(seconds, 1),
-                      finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
-        write_json_atomic(run.marker(step), record)
-        log(f"{head}: done in {seconds:.1f} s")

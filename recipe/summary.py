@@ -88,6 +88,16 @@ def reference_verdict(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def evaluation_folders(evaluate_dir: Path) -> dict[str, dict[str, str | None]] | None:
+    """Per downstream task, where the evaluate step left our results, the reference's and
+    their comparison (downstream_tasks writes their content)."""
+    if not evaluate_dir.is_dir():
+        return None
+    return {task.name: {kind: str(task / kind) if (task / kind).is_dir() else None
+                        for kind in ("ours", "reference", "compare")}
+            for task in sorted(evaluate_dir.iterdir()) if task.is_dir()} or None
+
+
 def write_summary(run: "Run") -> dict[str, Any]:
     sections = _read_json(run.text_dir / "manifest.json") or {}
     sidecars = [_read_json(p) for p in sorted(run.tfrecord_dir.glob("*.tfrecord.json"))]
@@ -108,6 +118,7 @@ def write_summary(run: "Run") -> dict[str, Any]:
         "export_matches_checkpoint": None if export_check is None else export_check["check"]["passed"],
         "reference_comparison": None if reference is None else reference_verdict(reference),
         "training_curves": str(png) if has_curves else None,
+        "evaluation": evaluation_folders(run.evaluate_dir),
     }
     write_json_atomic(run.dir / "summary.json", summary)
     print_summary(summary)

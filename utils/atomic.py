@@ -112,25 +112,37 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
 # Every temporary this module makes is `.NAME.tmp-XXXX` (file or folder) or, while a
 # folder is swapped in, `.NAME.old-PID`.
 _TEMP_NAME = re.compile(r"^\..+\.(tmp-[A-Za-z0-9_]+|old-\d+)$")
+# Temporaries other writers in a run folder make: TensorFlow's tensor bundle writer
+# (`model.ckpt-N.index.tempstate<random>`), its Saver's sharded-save folder
+# (`model.ckpt-N_temp`, older TF `_temp_<uuid hex>`), tf.io's atomic writes
+# (`checkpoint.tmp<uuid hex>`), and run_pretraining's write probe (`.write-test-XXXX`).
+_FOREIGN_TEMP_NAMES = (
+    re.compile(r"^.+\.tempstate\d+$"),
+    re.compile(r"^.+\.ckpt(-\d+)?_temp(_[0-9a-f]{32})?$"),
+    re.compile(r"^.+\.tmp[0-9a-f]{32}$"),
+    re.compile(r"^\.write-test-[A-Za-z0-9_]+$"),
+)
 
 
 def is_temp_name(name: str) -> bool:
-    """True for the names of this module's temporaries (see temp_path_for, atomic_dir)."""
-    return bool(_TEMP_NAME.match(name))
+    """True for the names of this module's temporaries (see temp_path_for, atomic_dir) and
+    of the temporaries TensorFlow writes beside checkpoints (see _FOREIGN_TEMP_NAMES)."""
+    return bool(_TEMP_NAME.match(name)) or any(p.match(name) for p in _FOREIGN_TEMP_NAMES)
 
 
 def remove_stale_temps(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
     """Delete the temporaries a killed run left in `folder` (and below, if `recursive`).
 
     Call it only while no other process writes into `folder` (the recipe holds its run
-    folder lock; a stage run alone owns its output folder). Only names made by this
-    module are touched, so user files beside them are safe. Returns what was removed.
+    folder lock; a stage run alone owns its output folder). Only the temporary names
+    `is_temp_name` knows are touched, so user files beside them are safe. Returns what
+    was removed.
     """
     root = Path(folder)
     if not root.is_dir():
         return []
     removed: list[Path] = []
-    entries = root.rglob(".*") if recursive else root.glob(".*")
+    entries = root.rglob("*") if recursive else root.glob("*")
     for path in sorted(entries, key=lambda p: len(p.parts)):
         if not is_temp_name(path.name) or any(parent in removed for parent in path.parents):
             continue

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from utils.cli import UserError
+from utils.procs import die_with_parent
 
 
 class ExecutorError(UserError):
@@ -88,8 +89,10 @@ def work_executor(settings: ExecutorSettings, initializer: Callable[..., None] |
             initializer(*initargs)
         yield InlineExecutor()
         return
+    # Each worker dies with the stage process (PR_SET_PDEATHSIG), even when the stage is
+    # SIGKILLed: a pool worker must never outlive its stage and keep a run folder busy.
     pool = cf.ProcessPoolExecutor(settings.num_workers, mp_context=multiprocessing.get_context(mp_context),
-                                  initializer=initializer, initargs=initargs)
+                                  initializer=_pool_worker_init, initargs=(initializer, initargs))
     try:
         yield pool
     except BaseException:
@@ -101,6 +104,13 @@ def work_executor(settings: ExecutorSettings, initializer: Callable[..., None] |
         raise
     else:
         pool.shutdown(wait=True)
+
+
+def _pool_worker_init(initializer: Callable[..., None] | None, initargs: tuple) -> None:
+    """First thing in each local pool worker: die with the stage, then its initializer."""
+    die_with_parent()
+    if initializer is not None:
+        initializer(*initargs)
 
 
 @contextlib.contextmanager

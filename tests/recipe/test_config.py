@@ -72,8 +72,9 @@ def test_changed_settings_are_refused_runtime_ones_are_not(tmp_path):
     lock_run_dir(tmp_path, cfg)
     assert json.loads((tmp_path / "config.json").read_text())["num_train_steps"] == cfg["num_train_steps"]
     lock_run_dir(tmp_path, dict(cfg, num_workers=7))  # runtime-only: accepted
-    with pytest.raises(RecipeError, match=r"num_train_steps: 1000 -> 5"):
-        lock_run_dir(tmp_path, dict(cfg, num_train_steps=5))
+    lock_run_dir(tmp_path, dict(cfg, num_train_steps=2000))  # extendable: checked by the runner
+    with pytest.raises(RecipeError, match=r"learning_rate: 0.0005 -> 0.001"):
+        lock_run_dir(tmp_path, dict(cfg, learning_rate=0.001))
 
 
 def test_bad_requests(tmp_path):
@@ -84,3 +85,42 @@ def test_bad_requests(tmp_path):
     with pytest.raises(RecipeError, match="unknown step"):
         selected_steps("sections,train")
     assert selected_steps("export,sections") == ["sections", "export"]
+
+
+def test_help_has_a_line_and_a_default_for_every_option():
+    parser = build_parser()
+    for action in parser._actions:
+        assert action.help, f"{action.option_strings} has no help line"
+    text = parser.format_help()
+    assert "--learning_rate LEARNING_RATE" in text and "(default 5e-05; demo 0.0005)" in text
+    assert "(default 150000 for --corpus all, 100000 for discharge; demo 1000)" in " ".join(text.split())
+    assert "--demo only" in text  # demo-only options say so (and are refused elsewhere)
+
+
+def test_fill_mask_help_exits_0_without_traceback():
+    import subprocess
+    import sys
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-m", "recipe.fill_mask", "--help"], cwd=repo, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0 and "hf_dir" in proc.stdout and proc.stderr == ""
+    bad = subprocess.run([sys.executable, "-m", "recipe.fill_mask", "/nonexistent"], cwd=repo,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1
+    assert bad.stderr == "python -m recipe.fill_mask: error: /nonexistent: not a Hugging Face model folder (no config.json)\n"
+
+
+def test_contradictory_options_exit_2_bad_values_exit_1(tmp_path):
+    import subprocess
+    import sys
+    repo = Path(__file__).resolve().parents[2]
+
+    def run(*argv):
+        return subprocess.run([sys.executable, "-m", "recipe", *argv, "--run_dir", str(tmp_path / "r")],
+                              cwd=repo, capture_output=True, text=True, timeout=60)
+    usage = run("--demo", "--notes", "x.csv")
+    assert usage.returncode == 2 and usage.stderr.startswith("run_pretraining.sh: error: --demo uses synthetic")
+    value = run("--demo", "--learning_rate", "0")
+    assert value.returncode == 1
+    assert value.stderr == "run_pretraining.sh: error: --learning_rate must be > 0, not 0.0\n"
+    assert not (tmp_path / "r").exists()

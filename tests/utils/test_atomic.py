@@ -65,3 +65,31 @@ def test_atomic_dir_replaces_whole_folder_or_nothing(tmp_path):
         (tmp / "weights").write_text("v3")
     assert [p.name for p in out.iterdir()] == ["weights"]
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_stale_temps_of_every_writer_are_removed_user_files_kept(tmp_path):
+    """What a killed run leaves: utils.atomic temps (text shards, TFRecords, the HF export
+    folder), TensorFlow's checkpoint temps, run_pretraining's write probe."""
+    from utils.atomic import remove_stale_temps
+
+    temps = [".discharge_summary-00000.txt.tmp-ab12_x", "tfrecords/.ecg-00000.tfrecord.tmp-zz9",
+             ".huggingface.tmp-q1w2/config.json", ".huggingface.old-123/config.json",
+             "pretrain/model.ckpt-4.index.tempstate1234567890",
+             "pretrain/model.ckpt-4.data-00000-of-00001.tempstate98765",
+             "pretrain/model.ckpt-4_temp/part-00000-of-00001.data-00000-of-00001",
+             "pretrain/model.ckpt-8_temp_0123456789abcdef0123456789abcdef/part-00000-of-00001.index",
+             "pretrain/checkpoint.tmp0123456789abcdef0123456789abcdef", "pretrain/.write-test-k2j3h4"]
+    kept = ["text/discharge_summary-00000.txt", "pretrain/model.ckpt-4.index", "pretrain/checkpoint",
+            "notes.tmp", ".lock", "my_temp/file", "pretrain/events.out.tfevents.1.host"]
+    for name in temps + kept:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    removed = remove_stale_temps(tmp_path, recursive=True)
+    assert sorted(str(p.relative_to(tmp_path)) for p in removed) == sorted([
+        ".discharge_summary-00000.txt.tmp-ab12_x", "tfrecords/.ecg-00000.tfrecord.tmp-zz9",
+        ".huggingface.tmp-q1w2", ".huggingface.old-123",  # whole folders
+        "pretrain/model.ckpt-4.index.tempstate1234567890",
+        "pretrain/model.ckpt-4.data-00000-of-00001.tempstate98765",
+        "pretrain/model.ckpt-4_temp", "pretrain/model.ckpt-8_temp_0123456789abcdef0123456789abcdef",
+        "pretrain/checkpoint.tmp0123456789abcdef0123456789abcdef", "pretrain/.write-test-k2j3h4"])
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == sorted(kept)

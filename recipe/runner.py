@@ -1,0 +1,264 @@
+"""Running the steps of a run folder: done-markers, input fingerprints, redoing what is stale.
+
+Each step leaves `<run_dir>/.steps/<step>.json`: "started" (with the fingerprints of the
+inputs it depends on) when it begins, "done" (plus its outputs) when it ends. A step is
+skipped only when its marker is done, its inputs have the same content as now, its
+recorded settings equal the current ones and its outputs still exist. Once a step runs,
+every step after it runs too (their outputs were made from the old ones).
+
+If an input changed since a step ran (a new notes file at the same path, another
+checkpoint...), that step and every step after it are redone: their markers and partial
+work are removed, and the log says which input changed and how. Raising num_train_steps
+re-runs pretraining (which continues from its newest checkpoint) and what follows.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from recipe.config import STEP_NAMES, RecipeError
+from recipe.steps import STEPS, Run, log
+from utils.atomic import write_json_atomic
+from utils.cli import UserError, os_error_message
+from utils.fingerprint import FileFacts, fingerprint_files, same_content
+from utils.procs import StageInterrupted
+
+# The inputs (outside the run folder) each step reads directly; a step also depends on
+# everything the steps before it depended on (see depends_on).
+STEP_INPUTS = {"sections": ("notes",), "vocab": ("vocab",), "tfrecords": ("init",), "pretrain": ("init",),
+               "compare": ("reference",), "evaluate": ("eval_data",)}
+# Settings a step's marker records: a changed value redoes the step, keeping its work
+# (pretraining continues from its newest checkpoint).
+STEP_SETTINGS = {"pretrain": ("num_train_steps",)}
+# Folders of a step's resumable partial work: removed when an input of the step changed.
+STEP_WORK = {"notes": "notes", "sections": "text", "vocab": "vocab", "tfrecords": "tfrecords",
+             "pretrain": "pretrain", "evaluate": "evaluate"}
+ALWAYS_RUN = {"summary"}
+# Inputs a rerun may leave out: results made with them are kept (a rerun without
+# --reference does not discard the comparison), only a different one redoes the step.
+OPTIONAL_INPUTS = {"reference", "eval_data"}
+
+
+class RecipeInterrupted(UserError):
+    """SIGINT/SIGTERM during a step: every process of the step was stopped."""
+
+    exit_code = 130
+
+
+def depends_on(step: str) -> list[str]:
+    """The inputs a step's outputs derive from: its own and those of every earlier step."""
+    names: list[str] = []
+    for s in STEP_NAMES[: STEP_NAMES.index(step) + 1]:
+        names += [n for n in STEP_INPUTS.get(s, ()) if n not in names]
+    return names
+
+
+# ----------------------------------------------------------------------------- inputs
+
+def input_files(cfg: dict[str, Any]) -> dict[str, list[Path]]:
+    """Every file outside the run folder that the run reads, by input name."""
+    files: dict[str, list[Path]] = {}
+    if cfg.get("notes"):
+        files["notes"] = [Path(cfg["notes"])]
+    if cfg.get("vocab"):
+        files["vocab"] = [Path(cfg["vocab"])]
+    if cfg.get("init"):
+        init = cfg["init"]
+        prefix = Path(init["prefix"])
+        files["init"] = sorted(prefix.parent.glob(prefix.name + ".data-*")) + [
+            Path(init["prefix"] + ".index"), Path(init["bert_config_file"]), Path(init["vocab_file"])]
+    if cfg.get("reference"):
+        files["reference"] = _model_files(Path(cfg["reference"]))
+    if cfg.get("eval_data"):
+        files["eval_data"] = sorted(p for p in Path(cfg["eval_data"]).glob("*/*")
+                                    if p.is_file() and not p.parent.name.startswith("."))
+    return files
+
+
+def _model_files(path: Path) -> list[Path]:
+    """An HF folder's files, or a TF checkpoint's files plus the config/vocab beside it."""
+    if path.is_dir():
+        from bert.checkpoint_map import resolve_checkpoint
+        if (path / "config.json").is_file():
+            return sorted(p for p in path.iterdir() if p.is_file())
+        path = Path(resolve_checkpoint(path))
+    beside = [path.parent / n for n in ("bert_config.json", "vocab.txt") if (path.parent / n).is_file()]
+    return sorted(path.parent.glob(path.name + ".*")) + beside
+
+
+def current_inputs(cfg: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Fingerprints (size, mtime, sha256) of every input; hashes come from the cache while
+    a file's size and mtime are unchanged, so a big file is hashed once."""
+    files = input_files(cfg)
+    facts = FileFacts()
+    total = sum(p.stat().st_size for paths in files.values() for p in paths)
+    t0 = time.monotonic()
+    inputs = {name: fingerprint_files(paths, facts) for name, paths in files.items()}
+    if time.monotonic() - t0 > 2:
+        log(f"fingerprinted the inputs ({total / 1e9:.2f} GB) in {time.monotonic() - t0:.0f} s; "
+            f"hashes cached in {facts.file}")
+    return inputs
+
+
+def describe_change(old: list[dict] | None, new: list[dict] | None) -> str:
+    """What differs between two fingerprint lists, for the log (paths and sizes only)."""
+    if not old:
+        return "not an input before"
+    if not new:
+        return "no longer given"
+    olds, news = {f["path"]: f for f in old}, {f["path"]: f for f in new}
+    for path in sorted(set(olds) | set(news)):
+        a, b = olds.get(path), news.get(path)
+        if a is None or b is None:
+            return f"{path} {'added' if a is None else 'gone'}"
+        if a["size"] != b["size"]:
+            return f"{path}: size {a['size']:,} -> {b['size']:,} bytes"
+        if a["sha256"] != b["sha256"]:
+            return f"{path}: content changed (same size, other sha256)"
+    return "changed"
+
+
+# ----------------------------------------------------------------------------- markers
+
+def write_marker(run: Run, step: str, record: dict[str, Any]) -> None:
+    """A read-only or full run folder is one line naming the folder, not a traceback."""
+    try:
+        write_json_atomic(run.marker(step), record)
+    except OSError as exc:
+        raise RecipeError(os_error_message(exc, f"cannot write the marker of step {step}")) from None
+
+
+def read_marker(run: Run, step: str) -> dict[str, Any] | None:
+    try:
+        record = json.loads(run.marker(step).read_text())
+        return record if isinstance(record, dict) else None
+    except (OSError, ValueError):
+        return None  # absent or damaged: the step is not done
+
+
+def _settings(run: Run, step: str) -> dict[str, Any]:
+    return {k: run.cfg.get(k) for k in STEP_SETTINGS.get(step, ())}
+
+
+def _recorded_inputs(run: Run, step: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """What the marker keeps: the current inputs; an optional one left out this time keeps
+    the value of the previous marker (its results are still there)."""
+    previous = (read_marker(run, step) or {}).get("inputs", {})
+    return {n: previous.get(n) if n in OPTIONAL_INPUTS and inputs.get(n) is None else inputs.get(n)
+            for n in depends_on(step)}
+
+
+def _output_path(run: Run, p: str) -> Path:
+    return run.dir / p if not Path(p).is_absolute() else Path(p)
+
+
+def _relative(run: Run, p: str) -> str:
+    try:
+        return str(Path(p).relative_to(run.dir))
+    except ValueError:
+        return p
+
+
+def changed_inputs(record: dict[str, Any], step: str, inputs: dict[str, Any]) -> list[str]:
+    recorded = record.get("inputs", {})
+    return [n for n in depends_on(step) if not same_content(recorded.get(n), inputs.get(n))
+            and not (n in OPTIONAL_INPUTS and inputs.get(n) is None)]
+
+
+def is_done(run: Run, step: str, inputs: dict[str, Any]) -> bool:
+    record = read_marker(run, step)
+    return (record is not None and record.get("status", "done") == "done"
+            and not changed_inputs(record, step, inputs)
+            and record.get("settings", {}) == _settings(run, step)
+            and all(_output_path(run, p).exists() for p in record.get("outputs", [])))
+
+
+def invalidate_changed_inputs(run: Run, inputs: dict[str, Any]) -> None:
+    """The first step (in recipe order) whose marker was made from other inputs, and every
+    step after it, lose their markers and partial work, and the log says why."""
+    for i, step in enumerate(STEP_NAMES):
+        record = read_marker(run, step)
+        changed = changed_inputs(record, step, inputs) if record else []
+        if not changed:
+            continue
+        why = "; ".join(f"{n}: {describe_change(record.get('inputs', {}).get(n), inputs.get(n))}" for n in changed)
+        log(f"input changed since step {step} ran ({why}): redoing {step} and every step after it")
+        for later in STEP_NAMES[i:]:
+            run.marker(later).unlink(missing_ok=True)
+            work = run.dir / STEP_WORK[later] if later in STEP_WORK else None
+            if work is not None and work.exists() and not (later == "notes" and run.cfg.get("notes")):
+                shutil.rmtree(work)
+                log(f"removed {work.relative_to(run.dir)}/ (made from the old input)")
+        return
+
+
+# ----------------------------------------------------------------------------- extension
+
+def trained_step(run: Run) -> int | None:
+    """Global step of the newest checkpoint in the run's pretrain folder; None if none."""
+    from bert.checkpoint_map import CheckpointError, resolve_checkpoint
+
+    if not run.model_dir.is_dir():
+        return None
+    try:
+        prefix = resolve_checkpoint(run.model_dir)
+    except CheckpointError:
+        return None
+    m = re.search(r"-(\d+)$", prefix)
+    return int(m.group(1)) if m else None
+
+
+def check_extension(run: Run, old: dict[str, Any]) -> None:
+    """num_train_steps may be raised (training continues) but not lowered below the step
+    already trained."""
+    before, now = old.get("num_train_steps"), run.cfg["num_train_steps"]
+    if before == now:
+        return
+    step = trained_step(run)
+    if step is not None and now < step:
+        raise RecipeError(f"--num_train_steps {now} is below the step already trained in {run.model_dir} "
+                          f"({step}); give at least {step}, or use a new --run_dir")
+    if step is not None:
+        # FAITHFUL: Google's run_pretraining builds the polynomial decay from the
+        # num_train_steps it is given, so a restart with a new total follows the new
+        # schedule from the restored global step on.
+        log(f"num_train_steps {before} -> {now}: pretraining continues from step {step}; the "
+            f"learning-rate schedule is now the one of {now} steps (linear decay to 0 at step {now}, "
+            "warm-up unchanged), as Google's code computes it on a restart")
+    else:
+        log(f"num_train_steps {before} -> {now} (no checkpoint yet)")
+
+
+# ----------------------------------------------------------------------------- running
+
+def run_steps(run: Run, steps: list[str], inputs: dict[str, Any]) -> None:
+    """Run `steps` in order, skipping finished ones until one runs; every later one runs too."""
+    rerun_rest = False
+    for i, step in enumerate(steps, 1):
+        head = f"[{i}/{len(steps)}] {step}"
+        if step not in ALWAYS_RUN and not rerun_rest and is_done(run, step, inputs):
+            log(f"{head}: complete, skipped (marker {run.marker(step).relative_to(run.dir)})")
+            continue
+        log(f"{head}: running")
+        base = {"step": step, "inputs": _recorded_inputs(run, step, inputs), "settings": _settings(run, step)}
+        write_marker(run, step, dict(base, status="started"))
+        t0 = time.monotonic()
+        try:
+            record = STEPS[step](run)
+        except StageInterrupted as exc:
+            raise RecipeInterrupted(f"interrupted ({exc}) during step {step}; every process of the step "
+                                    "was stopped; rerun the same command to resume") from None
+        seconds = time.monotonic() - t0
+        if record is None:
+            log(f"{head}: nothing to do in this configuration")
+            record = {"outputs": []}
+        record["outputs"] = [_relative(run, p) for p in record.get("outputs", [])]
+        record.update(base, status="done", seconds=round(seconds, 1),
+                      finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        write_marker(run, step, record)
+        rerun_rest = rerun_rest or step not in ALWAYS_RUN
+        log(f"{head}: done in {seconds:.1f} s")
