@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from utils.cli import UserError
+from utils.tf_quiet import import_tensorflow
 
 GOOGLE_CONFIG_KEYS = (
     "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
@@ -251,7 +252,7 @@ def resolve_checkpoint(path: str | os.PathLike) -> str:
 
 def read_tf_checkpoint(prefix: str) -> dict[str, np.ndarray]:
     """Model weights of a name-based TF checkpoint (slots and global_step skipped)."""
-    import tensorflow as tf  # imported lazily: the HF-only paths do not need it
+    tf = import_tensorflow()  # imported lazily: the HF-only paths do not need it
     try:
         reader = tf.train.load_checkpoint(prefix)
         names = sorted(reader.get_variable_to_shape_map())
@@ -267,7 +268,7 @@ def write_tf_checkpoint(weights: dict[str, np.ndarray], prefix: str | os.PathLik
     Uses the SaveV2 op directly: no graph, no `bert.modeling`, values stored bit-exactly.
     Google BERT's Saver / init_from_checkpoint read it by variable name.
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
     names = sorted(weights)
     tf.raw_ops.SaveV2(prefix=str(prefix), tensor_names=names, shape_and_slices=[""] * len(names),
                       tensors=[tf.constant(weights[n]) for n in names])

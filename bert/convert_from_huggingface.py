@@ -112,6 +112,5 @@ def define_flags() -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up chatter off stderr
     define_flags()
     absl_run("convert_from_huggingface", main)

@@ -42,6 +42,7 @@ from bert import checkpoint_map as cm
 from bert.checkpoint_map import CheckpointError
 from utils.atomic import atomic_dir, is_temp_name, write_json_atomic
 from utils.cli import UsageError, absl_run, os_error_message
+from utils.tf_quiet import import_tensorflow
 
 TOLERANCE_EXACT_GELU = 1e-4
 TOLERANCE_ERF_GELU = 2e-2
@@ -118,7 +119,7 @@ def tf_reference(prefix: str, bert_config_file: str, batch: dict[str, np.ndarray
                  ) -> dict[str, np.ndarray]:
     """Sequence output and MLM log-probs (pooled output without an MLM head) of the TF graph
     (Google BERT code path) on `batch`."""
-    import tensorflow as tf
+    tf = import_tensorflow()
     from bert import modeling, run_pretraining
     tf1 = tf.compat.v1
     graph = tf.Graph()
@@ -320,6 +321,5 @@ def define_flags() -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up chatter off stderr
     define_flags()
     absl_run("convert_to_huggingface", main)

@@ -223,7 +223,8 @@ def write_instance_to_example_files(instances, tokenizer, max_seq_length,
     Each file appears atomically. Returns the number of records written. A write that
     fails (full disk) is an OSError, as on the fast path.
     """
-    import tensorflow as tf  # heavy: only the reference path needs it
+    from utils.tf_quiet import import_tensorflow
+    tf = import_tensorflow()  # heavy: only the reference path needs it
 
     with atomic_paths(output_files) as temps:
         writers = [tf.io.TFRecordWriter(str(t)) for t in temps]

@@ -20,35 +20,9 @@ from __future__ import annotations
 import os
 import sys
 
-_BANNERS = ("All log messages before absl::InitializeLog() is called",
-            "oneDNN custom operations are on")
-
-
-def _import_tensorflow_quietly() -> None:
-    """Import TensorFlow without its start-up banners (printed by C++ before any log
-    setting applies); everything else it prints is passed on. TF_CPP_MIN_LOG_LEVEL=0
-    shows them."""
-    if not os.environ.get("TF_CPP_MIN_LOG_LEVEL"):
-        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    if os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0" or "tensorflow" in sys.modules:
-        return
-    import tempfile
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            import tensorflow  # noqa: F401
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            for line in captured.read().decode("utf-8", "replace").splitlines():
-                if not any(b in line for b in _BANNERS):
-                    print(line, file=sys.stderr)
-
-
 if __name__ == "__main__":
-    _import_tensorflow_quietly()
+    from utils.tf_quiet import import_tensorflow
+    import_tensorflow()
 if __name__ == "__main__" and any(a.split("=")[0] == "--use_xla" and
                                   a.split("=", 1)[-1].lower() not in ("false", "0")
                                   for a in sys.argv[1:]):

@@ -31,7 +31,8 @@ def read_eval_results(path: Path) -> dict[str, float]:
 
 def read_scalars(model_dir: Path) -> dict[str, list[tuple[int, float]]]:
     """Scalar summaries (step, value) per tag from every TensorBoard event file under model_dir."""
-    import tensorflow as tf
+    from utils.tf_quiet import import_tensorflow
+    tf = import_tensorflow()
     from tensorflow.core.util import event_pb2
 
     series: dict[str, dict[int, float]] = {}

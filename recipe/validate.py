@@ -172,7 +172,8 @@ def validate_init(init: dict[str, Any]) -> dict[str, Any]:
 
 def checkpoint_shape_map(prefix: str, what: str) -> tuple[dict[str, list[int]], dict[str, Any]]:
     """(variable -> shape, variable -> dtype) of a TF checkpoint, read from its index."""
-    import tensorflow as tf
+    from utils.tf_quiet import import_tensorflow
+    tf = import_tensorflow()
 
     try:
         reader = tf.train.load_checkpoint(prefix)
