@@ -57,7 +57,8 @@ STEP_NAMES = ("notes", "sections", "vocab", "tfrecords", "pretrain", "export", "
 # whatever the number of workers, devices or machines.
 RUNTIME_ONLY = {"num_workers", "steps", "use_xla", "use_amp", "amp_dtype", "log_every_n_steps",
                 "reference", "eval_data", "python", "num_devices", "worker_hosts", "task_index",
-                "iterations_per_loop", "scheduler", "dask_workers"}
+                "iterations_per_loop", "scheduler", "dask_workers", "eval_preset", "eval_seeds",
+                "eval_max_steps"}
 # Settings a finished run may change: raising num_train_steps continues training.
 EXTENDABLE = {"num_train_steps"}
 
@@ -207,6 +208,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--iterations_per_loop", type=int, help="pretraining: steps per device loop")
     d.add_argument("--scheduler", help="text and TFRecord steps: address of an existing Dask scheduler")
     d.add_argument("--dask_workers", type=int, help="text and TFRecord steps: size of a local Dask cluster")
+    e = p.add_argument_group("evaluation (with --eval_data; passed to downstream_tasks.run)")
+    e.add_argument("--eval_preset", choices=("robust", "paper"),
+                   help="robust: one setting per task, 5 shared seeds; paper: the original grids "
+                        "(default: downstream_tasks.run's, robust)")
+    e.add_argument("--eval_seeds", help="comma list of fine-tuning seeds, the same for both models "
+                                        "(default: the preset's)")
+    e.add_argument("--eval_max_steps", type=int, help="cap on the training steps of each fine-tuning "
+                                                      "(smoke runs; default: none)")
     return p
 
 
@@ -283,7 +292,8 @@ def effective_config(args: argparse.Namespace) -> dict[str, Any]:
     cfg["num_workers"] = args.num_workers if args.num_workers is not None else _cpu_count()
     cfg["reference"] = resolve_path(args.reference)
     cfg["eval_data"] = resolve_path(args.eval_data)
-    for key in ("num_devices", "worker_hosts", "task_index", "iterations_per_loop", "scheduler", "dask_workers"):
+    for key in ("num_devices", "worker_hosts", "task_index", "iterations_per_loop", "scheduler", "dask_workers",
+                "eval_preset", "eval_seeds", "eval_max_steps"):
         cfg[key] = getattr(args, key)
     return cfg
 

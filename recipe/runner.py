@@ -33,7 +33,7 @@ STEP_INPUTS = {"sections": ("notes",), "vocab": ("vocab",), "tfrecords": ("init"
                "compare": ("reference",), "evaluate": ("eval_data",)}
 # Settings a step's marker records: a changed value redoes the step, keeping its work
 # (pretraining continues from its newest checkpoint).
-STEP_SETTINGS = {"pretrain": ("num_train_steps",)}
+STEP_SETTINGS = {"pretrain": ("num_train_steps",), "evaluate": ("eval_preset", "eval_seeds", "eval_max_steps")}
 # Folders of a step's resumable partial work: removed when an input of the step changed.
 STEP_WORK = {"notes": "notes", "sections": "text", "vocab": "vocab", "tfrecords": "tfrecords",
              "pretrain": "pretrain", "evaluate": "evaluate"}

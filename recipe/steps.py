@@ -222,6 +222,12 @@ def step_compare(run: Run) -> dict[str, Any] | None:
     return None
 
 
+def eval_options(cfg: dict[str, Any]) -> list[str]:
+    """downstream_tasks.run flags of the evaluation settings given (the same for both models)."""
+    names = {"eval_preset": "preset", "eval_seeds": "seeds", "eval_max_steps": "max_steps"}
+    return [flag(names[k], cfg[k]) for k in names if cfg.get(k) is not None]
+
+
 def step_evaluate(run: Run) -> dict[str, Any] | None:
     """With --eval_data: fine-tune and test the export (and the --reference, when it is an
     HF folder) on each downstream task folder, then compare the two. Results are remade
@@ -241,7 +247,7 @@ def step_evaluate(run: Run) -> dict[str, Any] | None:
         models = [("ours", str(run.export_dir))] + ([("reference", reference)] if reference else [])
         for label, model in models:
             run_command(run, ["downstream_tasks.run", "--task", kind, "--data_dir", str(folder),
-                              "--model", model, "--output_dir", str(out / label)])
+                              "--model", model, "--output_dir", str(out / label), *eval_options(run.cfg)])
             outputs.append(str(out / label))
         if reference:
             run_command(run, ["downstream_tasks.compare", str(out / "ours"), str(out / "reference"),

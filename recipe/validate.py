@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,10 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
     if cfg.get("reference"):
         validate_reference(cfg["reference"])
     if cfg.get("eval_data"):
-        validate_eval_data(cfg["eval_data"])
+        validate_eval_data(cfg["eval_data"], cfg.get("eval_seeds"), cfg.get("eval_max_steps"))
+    else:
+        given = [k for k in ("eval_preset", "eval_seeds", "eval_max_steps") if cfg.get(k) is not None]
+        _require(not given, f"--{given[0] if given else ''} applies only with --eval_data DIR")
     return bert_config
 
 
@@ -367,7 +371,12 @@ def downstream_available() -> bool:
         return False
 
 
-def validate_eval_data(eval_data: str) -> None:
+def validate_eval_data(eval_data: str, seeds: str | None = None, max_steps: int | None = None) -> None:
     eval_tasks(eval_data)
+    if seeds is not None:
+        _require(bool(re.fullmatch(r"\s*\d+(\s*,\s*\d+)*\s*", seeds)),
+                 f"--eval_seeds {seeds!r}: give a comma list of whole numbers, e.g. 1,2,3,4,5")
+    if max_steps is not None:
+        _require(max_steps >= 1, f"--eval_max_steps must be >= 1, not {max_steps}")
     _require(downstream_available(), "--eval_data needs the downstream_tasks package (python -m "
                                      "downstream_tasks.run / .compare), which this checkout lacks")

@@ -224,3 +224,46 @@ def test_relative_paths_from_another_directory(inputs, tmp_path):
     config = json.loads((probe / "r" / "config.json").read_text())
     assert config["notes"] == str(probe / "n.csv.gz") and config["vocab"] == str(probe / "v.txt")
     assert not (REPO / "r").exists()
+
+
+def test_evaluate_step_fine_tunes_both_models_and_compares(shared_run, inputs, tmp_path):
+    """--eval_data on a finished run: the export and the --reference (here the export's own
+    copy) are fine-tuned on a MedNLI-format folder with the same seeds, then compared."""
+    from downstream_tasks.synthetic import generate
+
+    notes, vocab, cache = inputs
+    run_dir = tmp_path / "run"
+    shutil.copytree(shared_run[0], run_dir)
+    reference = tmp_path / "published"
+    shutil.copytree(run_dir / "huggingface", reference)
+    eval_data = tmp_path / "eval"
+    shutil.copytree(generate(tmp_path / "synthetic", seed=3, mednli_sizes={"train": 16, "dev": 8, "test": 8})
+                    / "mednli", eval_data / "mednli")
+    res = subprocess.run(_recipe_cmd(notes, vocab, run_dir, "--eval_data", str(eval_data), "--reference",
+                                     str(reference), "--eval_seeds", "1,2", "--eval_max_steps", "2"),
+                         cwd=REPO, env=_env(cache), capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-4000:]
+    for step in ("sections", "tfrecords", "pretrain", "export"):
+        assert f"{step}: complete, skipped" in res.stderr
+    task = run_dir / "evaluate" / "mednli"
+    ours = json.loads((task / "ours" / "results.json").read_text())
+    ref = json.loads((task / "reference" / "results.json").read_text())
+    assert ours["task"] == ref["task"] == "mednli"
+    assert [r["seed"] for r in ours["runs"]] == [r["seed"] for r in ref["runs"]] == [1, 2]
+    assert ours["settings"]["max_steps"] == ref["settings"]["max_steps"] == 2
+    assert (ours["model"]["path"], ref["model"]["path"]) == (str(run_dir / "huggingface"), str(reference))
+    # The same weights, seeds and data: the same scores, so the verdict is "equivalent".
+    assert [r["test"]["accuracy"] for r in ours["runs"]] == [r["test"]["accuracy"] for r in ref["runs"]]
+    [row] = json.loads((task / "compare" / "comparison.json").read_text())["tasks"]
+    assert (row["name"], row["seeds"], row["difference"], row["verdict"]) == ("mednli", [1, 2], 0.0, "equivalent")
+    assert row["ci95"] == [0.0, 0.0]
+    assert "mednli" in (task / "compare" / "comparison.md").read_text()
+
+
+def test_evaluation_options_without_eval_data_are_refused(inputs, tmp_path):
+    notes, vocab, cache = inputs
+    res = subprocess.run(_recipe_cmd(notes, vocab, tmp_path / "run", "--eval_max_steps", "2"), cwd=REPO,
+                         env=_env(cache), capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1
+    assert res.stderr.strip() == "run_pretraining.sh: error: --eval_max_steps applies only with --eval_data DIR"
+    assert not (tmp_path / "run").exists()
