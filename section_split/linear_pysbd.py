@@ -10,8 +10,9 @@ one of these substitutions only turns a `.` into a placeholder (or marks a list 
 and none can create a new match for any of them (their patterns need a `.` where the
 replacement leaves another character); so a repeat finds nothing left to do
 (tests/section_split/test_linear_pysbd.py checks this against pysbd on random texts).
-The one substitution that can match its own output (a `c)` list letter gains a `\\r`
-before it, after which it matches again) keeps its repeat count.
+The one substitution that matches its own output (a `c)` list letter gains a `\\r`
+before it, after which it matches again) is applied once with the `\\r`s its repeats
+would have added.
 
 Sentence spans are found as pysbd does (first non-overlapping `re.escape(sentence) +
 \\s*` match in the text ending after the previous span), but each distinct sentence
@@ -70,9 +71,9 @@ class _AbbreviationReplacer(English.AbbreviationReplacer):
 
 
 class _ListItemReplacer(ListItemReplacer):
-    """List markers: each distinct (pattern, item) substitution once, except the
-    letter-with-parenthesis one, which matches its own output and so is repeated as
-    often as pysbd would (its count of calls, not of text scans, is what matters)."""
+    """List markers: each distinct (pattern, item) substitution once; the
+    letter-with-parenthesis one, which matches its own output, once with the effect of
+    as many calls as pysbd makes."""
 
     def scan_lists(self, regex1, regex2, replacement, strip=False):  # noqa: D401 (pysbd's signature)
         list_array = list(map(int, re.findall(regex1, self.text)))
@@ -95,9 +96,26 @@ class _ListItemReplacer(ListItemReplacer):
             if self._alphabet_item_wanted(each, ind, alphabet, list_array):
                 calls[each] = calls.get(each, 0) + 1
         for each, count in calls.items():
-            for _ in range(count if parens else 1):
-                self.text = self.replace_correct_alphabet_list(each, parens)
+            if parens:
+                self.text = self._replace_alphabet_list_parens_repeated(each, count)
+            else:
+                self.text = self.replace_alphabet_list(each)
         return self.text
+
+    def _replace_alphabet_list_parens_repeated(self, val: str, times: int) -> str:
+        """pysbd's `replace_alphabet_list_parens(val)` applied `times` times, in one pass.
+
+        Each call turns `(val` into `\\r&✂&val` (which no later call matches again) and a
+        bare `val` (after whitespace or at the start, before `)`) into `\\rval`, whose new
+        `\\r` makes it match again next time: so `times` calls prepend `times` `\\r`.
+        """
+        def replace(match: re.Match) -> str:
+            found = match.group()
+            if "(" in found:
+                return "\r&✂&" + val if found.strip("(") == val else found
+            return "\r" * times + found if found == val else found
+
+        return re.sub(self.EXTRACT_ALPHABETICAL_LIST_LETTERS_REGEX, replace, self.text, flags=re.IGNORECASE)
 
     def add_line_breaks_for_numbered_list_with_periods(self):
         if "♨" in self.text and not _markers_across_break(self.text, "♨") and \
