@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Callable
 
 from utils.atomic import atomic_open
+from utils.cli import UserError, os_error_message, run_main
 from utils.progress import Progress
 
 # (raw MIMIC-III category, approximate MIMIC-III note count)
@@ -532,26 +533,37 @@ def write_synthetic_notes(path: str | Path, n: int, seed: int, fmt: str = "mimic
     progress.done()
 
 
+class SyntheticNotesError(UserError):
+    """The output file cannot be written."""
+
+
+def _write(args: argparse.Namespace) -> int:
+    try:
+        write_synthetic_notes(args.out, args.notes, args.seed, args.format, args.lengths)
+    except OSError as exc:
+        raise SyntheticNotesError(os_error_message(exc, f"cannot write {args.out}")) from None
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Deterministic synthetic MIMIC-shaped notes (no real text).")
+    parser = argparse.ArgumentParser(prog="python -m data_prep.synthetic_notes",
+                                     description="Deterministic synthetic MIMIC-shaped notes (no real text).",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--notes", type=int, required=True, help="number of notes")
     parser.add_argument("--seed", type=int, default=12345, help="random seed")
     parser.add_argument("--out", required=True, help="output CSV (.csv.gz compresses)")
     parser.add_argument("--format", choices=("mimic3", "mimic4"), default="mimic3",
-                        help="MIMIC-III NOTEEVENTS (default) or MIMIC-IV-Note layout")
+                        help="MIMIC-III NOTEEVENTS or MIMIC-IV-Note layout")
     parser.add_argument("--lengths", choices=("template", "mimic3"), default="template",
-                        help="note lengths: as the templates make them (default), or drawn from "
-                             "MIMIC-III's per-category distribution incl. 50-100 KB discharge "
-                             "summaries (mimic3 format only)")
+                        help="note lengths: as the templates make them, or drawn from MIMIC-III's "
+                             "per-category distribution incl. 50-100 KB discharge summaries "
+                             "(mimic3 format only)")
     args = parser.parse_args(argv)
     if args.notes < 0:
         parser.error("--notes must be >= 0")
-    try:
-        write_synthetic_notes(args.out, args.notes, args.seed, args.format, args.lengths)
-    except OSError as exc:
-        print(f"synthetic_notes: error: {args.out}: cannot write ({exc.strerror or exc})", file=sys.stderr)
-        return 1
-    return 0
+    if args.lengths != "template" and args.format != "mimic3":
+        parser.error("--lengths mimic3 needs --format mimic3")
+    return run_main("data_prep.synthetic_notes", _write, args)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from spacy.strings import hash_string
 from spacy.tokens import Doc
 
 from section_split.linear_pysbd import LinearSegmenter
+from utils.cli import UserError
 
 __all__ = ["SpacyModelError", "build_pipeline", "note_text", "MODEL_FREE_SPLITTER"]
 
@@ -48,7 +49,7 @@ _DOT, _DASH = hash_string("."), hash_string("-")
 _TEXT_KEY = "section_split.text"
 
 
-class SpacyModelError(Exception):
+class SpacyModelError(UserError):
     """The requested spaCy model cannot be loaded; the message says what to do."""
 
 
