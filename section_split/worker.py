@@ -25,6 +25,7 @@ from section_split.sentences import build_pipeline, note_text
 NoteResult = tuple[str, int, int, "str | None", "str | None", int]
 
 _PIPELINES: dict[str | None, tuple[Any, str]] = {}   # spacy_model -> (pipeline, description)
+builds = 0                     # pipelines built by this process (one per model, whatever the batches)
 
 
 class NoteTimeout(BaseException):
@@ -34,9 +35,11 @@ class NoteTimeout(BaseException):
 
 def pipeline(spacy_model: str | None) -> Any:
     """This process's pipeline for `spacy_model` (built on first use)."""
+    global builds
     built = _PIPELINES.get(spacy_model)
     if built is None:
         built = _PIPELINES[spacy_model] = build_pipeline(spacy_model)
+        builds += 1
     return built[0]
 
 
