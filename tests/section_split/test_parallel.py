@@ -19,13 +19,13 @@ import section_split.worker as worker
 from data_prep.synthetic_notes import write_synthetic_notes
 
 REPO = Path(__file__).resolve().parents[2]
-ARGS = ("--shard_notes", "25")
+ARGS = ("--shard_notes", "20")
 
 
 @pytest.fixture(scope="module")
 def notes(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("notes") / "NOTEEVENTS.csv.gz"
-    write_synthetic_notes(path, 300, seed=4)
+    write_synthetic_notes(path, 200, seed=4)
     return path
 
 
