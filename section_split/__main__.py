@@ -207,8 +207,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             job.abort()
             raise WorkerDied(f"a worker process died (out of memory?) while processing {args.input}; "
                              "finished shards are kept, rerun to resume") from None
-        except BaseException:
+        except BaseException as exc:
             job.abort()
+            if type(exc).__name__ == "KilledWorker":    # Dask gave up on a task after repeated worker deaths
+                raise WorkerDied(f"Dask workers kept dying on one batch ({exc}); out of memory? "
+                                 "finished shards are kept, rerun to resume") from None
             raise
     manifest = _manifest(job, args, settings, splitter, time.monotonic() - start)
     try:
