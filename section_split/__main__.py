@@ -114,8 +114,9 @@ def _manifest(job: Run, args: argparse.Namespace, settings: dict[str, Any],
 
 def _summary(t: dict[str, Any], seconds: float) -> str:
     """The final log line: counts only, never note text."""
-    line = (f"{PROG}: read {t['read']:,}, written {t['written']:,}, dropped {t['dropped_total']:,} "
-            f"{ {k: v for k, v in t['dropped'].items() if v} or '' }, not selected {t['not_selected']:,}; "
+    reasons = ", ".join(f"{k} {v:,}" for k, v in t["dropped"].items() if v)
+    line = (f"{PROG}: read {t['read']:,}, written {t['written']:,}, dropped {t['dropped_total']:,}"
+            f"{f' ({reasons})' if reasons else ''}, not selected {t['not_selected']:,}; "
             f"{t['sentences']:,} sentences, {t['words']:,} words in {seconds:.1f} s")
     notes = []
     if t["invalid_utf8_notes"]:
