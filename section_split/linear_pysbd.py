@@ -21,7 +21,6 @@ resumes its scan where it stopped, instead of rescanning from the start.
 from __future__ import annotations
 
 import re
-from functools import partial
 
 import pysbd
 from pysbd.abbreviation_replacer import replace_pre_number_abbr, replace_prepositive_abbr
