@@ -13,10 +13,11 @@ category mix and per-category note lengths, 50-100 KB discharge summaries includ
 
 and records per stage: wall time, CPU time (user+sys of the stage and its workers),
 peak RSS (the largest single process), the disk its outputs take. It then scales each
-stage to full MIMIC-III (880 M words) by words, and to 2, 16 and 64 cores by CPU time
-(assuming the stage's per-shard / per-batch work spreads evenly over the cores; the
-TFRecord step cannot use more processes than it has shards, 15 categories, unless
---shard_notes splits them). Prints a table and writes `rehearsal.json` in --workdir.
+stage to full MIMIC-III (880 M words of notes) by the words of the generated notes, and
+to 2, 16 and 64 cores by CPU time (the text step's batches spread evenly over the
+cores; the TFRecord step runs one process per shard, so it can never take less than
+its largest shard's CPU, 15 category shards unless --shard_notes splits them). Prints a
+table and writes `rehearsal.json` in --workdir.
 Steps already done in --workdir (their JSON record exists) are not rerun.
 """
 from __future__ import annotations
@@ -69,20 +70,35 @@ def run_stage(name: str, argv: list[str], outputs: list[Path], workdir: Path) ->
     return record
 
 
-def _words(text_dir: Path) -> tuple[int, int]:
-    manifest = json.loads((text_dir / "manifest.json").read_text())
-    totals = manifest["totals"]
-    return totals["read"], totals["words"]
+def input_words(notes: Path, workdir: Path) -> tuple[int, int]:
+    """(notes, whitespace-separated words of their texts): MIMIC-III's 880 M words are
+    words of the notes, so the rehearsal scales by these (cached in workdir)."""
+    cache = workdir / "input_words.json"
+    if cache.is_file():
+        return tuple(json.loads(cache.read_text()))
+    sys.path.insert(0, str(REPO))
+    from data_prep.notes import iter_notes
+    n = words = 0
+    for note in iter_notes(notes):
+        n += 1
+        words += len(note.text.split()) if note.text else 0
+    cache.write_text(json.dumps([n, words]))
+    return n, words
 
 
-def extrapolate(stage: dict[str, Any], scale: float, max_procs: int | None) -> dict[str, Any]:
+def extrapolate(stage: dict[str, Any], scale: float, largest_share: float | None) -> dict[str, Any]:
     """Full-MIMIC-III figures from a rehearsal stage: CPU and disk scale with the words;
-    wall time on c cores = CPU / min(c, processes the stage can use)."""
+    wall time on c cores = CPU / c, but for the TFRecord step (one process per shard) at
+    least the CPU of its largest shard (`largest_share` of the text), whatever c. Peak RSS
+    of the TFRecord step scales with its largest shard; that of the text step does not
+    (it holds a few batches of notes)."""
     cpu = stage["cpu_s"] * scale
     out = {"cpu_h": round(cpu / 3600, 2), "disk_gb": round(stage["disk_mb"] * scale / 1e3, 1)}
     for c in CORES:
-        procs = c if max_procs is None else min(c, max_procs)
-        out[f"wall_h_{c}_cores"] = round(cpu / procs / 3600, 2)
+        wall = cpu / c if largest_share is None else max(cpu / c, cpu * largest_share)
+        out[f"wall_h_{c}_cores"] = round(wall / 3600, 2)
+    rss = stage["peak_rss_mb"] * (scale if largest_share is not None else 1)
+    out["peak_rss_gb"] = round(rss / 1e3, 1)
     return out
 
 
@@ -108,23 +124,28 @@ def main() -> None:
                                           "--output_dir", str(records), "--vocab_file", args.vocab_file,
                                           *RECIPE_FLAGS, f"--num_workers={args.num_workers}"],
                             [records], work))
-    n_notes, words = _words(text)
+    n_notes, words = input_words(notes, work)
+    written = json.loads((text / "manifest.json").read_text())["totals"]["words"]
+    sizes = [Path(s).stat().st_size for s in shards]
+    largest_share = max(sizes) / sum(sizes)
     scale = MIMIC3_WORDS / words
-    report = {"notes": n_notes, "words": words, "scale_to_mimic3": round(scale, 2),
+    report = {"notes": n_notes, "input_words": words, "words_written": written,
+              "scale_to_mimic3": round(scale, 2), "largest_shard_share": round(largest_share, 3),
               "num_workers": args.num_workers, "cpu_count": os.cpu_count(),
               "load_average_at_end": os.getloadavg(), "stages": stages,
-              "mimic3": {s["stage"]: extrapolate(s, scale, len(shards) if s["stage"] == "tfrecords" else None)
+              "mimic3": {s["stage"]: extrapolate(s, scale, largest_share if s["stage"] == "tfrecords" else None)
                          for s in stages}}
     (work / "rehearsal.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nrehearsal: {n_notes:,} notes, {words:,} words written by section_split "
-          f"(1/{scale:.1f} of MIMIC-III), {args.num_workers} worker(s)")
+    print(f"\nrehearsal: {n_notes:,} notes, {words:,} words ({written:,} written by section_split), "
+          f"1/{scale:.1f} of MIMIC-III, {args.num_workers} worker(s)")
     print(f"{'stage':<10} {'wall s':>8} {'CPU s':>8} {'peak RSS MB':>12} {'disk MB':>9} | MIMIC-III: "
-          f"{'CPU h':>7} " + " ".join(f"{f'{c} cores h':>11}" for c in CORES) + f" {'disk GB':>8}")
+          f"{'CPU h':>7} " + " ".join(f"{f'{c} cores h':>11}" for c in CORES) + f" {'RSS GB':>7} {'disk GB':>8}")
     for s in stages:
         m = report["mimic3"][s["stage"]]
         print(f"{s['stage']:<10} {s['wall_s']:>8.1f} {s['cpu_s']:>8.1f} {s['peak_rss_mb']:>12.1f} "
               f"{s['disk_mb']:>9.1f} | {'':>10} {m['cpu_h']:>7.2f} "
-              + " ".join(f"{m[f'wall_h_{c}_cores']:>11.2f}" for c in CORES) + f" {m['disk_gb']:>8.1f}")
+              + " ".join(f"{m[f'wall_h_{c}_cores']:>11.2f}" for c in CORES)
+              + f" {m['peak_rss_gb']:>7.1f} {m['disk_gb']:>8.1f}")
 
 
 if __name__ == "__main__":
