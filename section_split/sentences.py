@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import re
+import threading
 import warnings
 from typing import Any, Iterable, Iterator
 
@@ -169,7 +170,7 @@ def merge_placeholders(doc: Doc) -> Doc:
     return doc
 
 
-_segmenter: LinearSegmenter | None = None
+_SEGMENTER = threading.local()
 
 
 @Language.component("clinical_pysbd_sentencizer")
@@ -184,14 +185,14 @@ def pysbd_sentencizer(doc: Doc) -> Doc:
     is a scispaCy abbreviation or is the first token and all newlines; a token after a
     token holding 2+ newlines (not the first token) starts one; no other token does.
     """
-    global _segmenter
-    if _segmenter is None:
-        _segmenter = LinearSegmenter()
+    segmenter = getattr(_SEGMENTER, "segmenter", None)
+    if segmenter is None:   # one per thread: a segmenter keeps the text it works on
+        segmenter = _SEGMENTER.segmenter = LinearSegmenter()
     n = len(doc)
     if n == 0:
         return doc
     is_start = np.zeros(n, dtype=bool)
-    for sent in _segmenter.segment(_text(doc)):
+    for sent in segmenter.segment(_text(doc)):
         # trailing spaces are cut off so the span ends on a token boundary (as scispaCy)
         span = doc.char_span(sent.start, sent.end - (len(sent.sent) - len(sent.sent.rstrip(" "))))
         if span is not None and len(span) > 0:

@@ -24,8 +24,10 @@ from section_split.sentences import build_pipeline, note_text
 # (text, sentences, words, drop reason, detail, words dropped by known bug 2)
 NoteResult = tuple[str, int, int, "str | None", "str | None", int]
 
-_PIPELINES: dict[str | None, tuple[Any, str]] = {}   # spacy_model -> (pipeline, description)
-builds = 0                     # pipelines built by this process (one per model, whatever the batches)
+# spacy_model -> (pipeline, description), per thread: a Dask worker may run several
+# tasks at once in threads, and a spaCy pipeline is not made to be shared between them.
+_LOCAL = threading.local()
+builds = 0                     # pipelines built by this process (one per model and thread)
 
 
 class NoteTimeout(BaseException):
@@ -34,27 +36,36 @@ class NoteTimeout(BaseException):
 
 
 def pipeline(spacy_model: str | None) -> Any:
-    """This process's pipeline for `spacy_model` (built on first use)."""
-    global builds
-    built = _PIPELINES.get(spacy_model)
-    if built is None:
-        built = _PIPELINES[spacy_model] = build_pipeline(spacy_model)
-        builds += 1
-    return built[0]
+    """This thread's pipeline for `spacy_model` (built on first use)."""
+    return _built(spacy_model)[0]
 
 
 def describe_pipeline(spacy_model: str | None) -> str:
     """What splits sentences (for the log and manifest); builds the pipeline, so a
     missing model fails here, before any work."""
-    pipeline(spacy_model)
-    return _PIPELINES[spacy_model][1]
+    return _built(spacy_model)[1]
+
+
+def _built(spacy_model: str | None) -> tuple[Any, str]:
+    global builds
+    pipelines = getattr(_LOCAL, "pipelines", None)
+    if pipelines is None:
+        pipelines = _LOCAL.pipelines = {}
+    if spacy_model not in pipelines:
+        pipelines[spacy_model] = build_pipeline(spacy_model)
+        builds += 1
+    return pipelines[spacy_model]
 
 
 def init_worker(spacy_model: str | None) -> None:
-    """Pool / Dask worker start-up: build the pipeline now rather than on the first
-    batch. A local pool worker also ignores SIGINT: Ctrl-C reaches the whole process
-    group, and the main process alone decides (it stops the workers)."""
-    if multiprocessing.parent_process() is not None and threading.current_thread() is threading.main_thread():
+    """Worker start-up. A local pool worker builds its pipeline now rather than on the
+    first batch, and ignores SIGINT: Ctrl-C reaches the whole process group, and the
+    main process alone decides (it stops the workers). On Dask this runs in the
+    worker's event-loop thread, not in the thread that will run the tasks, so the
+    pipeline is left to be built there, on first use."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if multiprocessing.parent_process() is not None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     pipeline(spacy_model)
 
