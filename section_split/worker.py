@@ -14,6 +14,7 @@ import contextlib
 import ctypes
 import multiprocessing
 import signal
+import sys
 import threading
 import time
 from typing import Any, Iterator
@@ -63,11 +64,17 @@ def init_worker(spacy_model: str | None) -> None:
     main process alone decides (it stops the workers). On Dask this runs in the
     worker's event-loop thread, not in the thread that will run the tasks, so the
     pipeline is left to be built there, on first use."""
-    if threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread() or _in_dask_worker():
         return
     if multiprocessing.parent_process() is not None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     pipeline(spacy_model)
+
+
+def _in_dask_worker() -> bool:
+    """True in a Dask worker process (a distributed Worker object lives in it)."""
+    dask_worker = sys.modules.get("distributed.worker")
+    return dask_worker is not None and bool(getattr(dask_worker.Worker, "_instances", ()))
 
 
 # ---------------------------------------------------------------- time budget

@@ -143,15 +143,32 @@ def test_scheduler_survives_a_killed_worker_and_resumes(notes, reference, cluste
     addresses = [local_cluster.scheduler_address, *client.scheduler_info()["workers"]]
     assert all(a.startswith("tcp://127.0.0.1:") for a in addresses), addresses
     monkeypatch.setattr(run_module, "BATCH_NOTES", 4)      # many small tasks in flight
-    pids = client.run(os.getpid)
-    victim = sorted(pids.values())[0]
-    out = tmp_path / "out"
+    scheduler = ("--scheduler", local_cluster.scheduler_address)
+
+    # a clean run: identical shards; each worker process built its pipeline once
+    out = tmp_path / "clean"
+    assert _run(notes, out, *scheduler) == 0
+    assert _shards(out) == reference
+    assert set(client.run(lambda: worker.builds).values()) == {1}
+
+    # resume: a missing shard is redone, the others are skipped (untouched)
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("*.txt")}
+    missing = sorted(stamps)[1]
+    (out / missing).unlink()
+    (out / (missing + ".done")).unlink()
+    assert _run(notes, out, *scheduler) == 0
+    assert _shards(out) == reference
+    assert {p.name for p in out.glob("*.txt") if p.stat().st_mtime_ns != stamps.get(p.name)} == {missing}
+
+    # a worker SIGKILLed while batches are in flight: Dask reruns its tasks elsewhere
+    victim = sorted(client.run(os.getpid).values())[0]
+    out = tmp_path / "killed"
     killed: list[int] = []
 
     def kill_when_work_is_under_way() -> None:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            if any(out.glob(".*.tmp-*")) and any(p.stat().st_size for p in out.glob(".*.tmp-*")):
+            if any(p.stat().st_size for p in out.glob(".*.tmp-*")):
                 killed.append(len(list(out.glob("*.done"))))
                 os.kill(victim, signal.SIGKILL)
                 return
@@ -160,26 +177,20 @@ def test_scheduler_survives_a_killed_worker_and_resumes(notes, reference, cluste
     killer = threading.Thread(target=kill_when_work_is_under_way)
     killer.start()
     with SocketWatch() as watch:
-        assert _run(notes, out, "--scheduler", local_cluster.scheduler_address) == 0
+        assert _run(notes, out, *scheduler) == 0
     killer.join()
     assert killed and killed[0] < len(reference), "the worker was not killed while work was pending"
     assert _shards(out) == reference
     assert watch.seen and all(_is_loopback(a) for a in watch.seen), watch.seen
-    # Dask restarted the killed worker; each worker process built its pipeline once
-    assert victim not in client.run(os.getpid).values()
-    assert set(client.run(lambda: worker.builds).values()) == {1}
-
-    # resume: a missing shard is redone, the others are skipped (untouched)
-    stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("*.txt")}
-    missing = sorted(stamps)[1]
-    (out / missing).unlink()
-    (out / (missing + ".done")).unlink()
-    assert _run(notes, out, "--scheduler", local_cluster.scheduler_address) == 0
-    assert _shards(out) == reference
-    assert {p.name for p in out.glob("*.txt") if p.stat().st_mtime_ns != stamps.get(p.name)} == {missing}
 
 
-def test_ctrl_c_with_two_workers_leaves_no_process_and_the_rerun_resumes(notes, reference, tmp_path):
+def test_ctrl_c_with_two_workers_leaves_no_process_and_the_rerun_resumes(tmp_path):
+    # Enough notes that most batches are still to come when the first shard is done
+    # (the main process keeps 2 x workers + 1 batches of 64 notes in flight).
+    notes = tmp_path / "NOTEEVENTS.csv.gz"
+    write_synthetic_notes(notes, 700, seed=5)
+    assert cli.main(["--input", str(notes), "--output_dir", str(tmp_path / "w1"), *ARGS]) == 0
+    reference = _shards(tmp_path / "w1")
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "section_split", "--input", str(notes), "--output_dir",
                              str(out), "--num_workers", "2", *ARGS], cwd=REPO, start_new_session=True,
