@@ -194,7 +194,11 @@ def test_ctrl_c_with_two_workers_leaves_no_process_and_the_rerun_resumes(tmp_pat
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "section_split", "--input", str(notes), "--output_dir",
                              str(out), "--num_workers", "2", *ARGS], cwd=REPO, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            # as from a terminal: a test run started in the background of
+                            # a non-interactive shell inherits SIGINT ignored, and so would
+                            # Python's handler be missing in the child
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while not list(out.glob("*.done")) and proc.poll() is None and time.monotonic() < deadline:
