@@ -41,6 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+from utils.cli import UserError, run_main
+
 # MIMIC-III categories by note count (spec section 1), exactly as in the raw file:
 # three carry a trailing space.
 KNOWN_CATEGORIES: tuple[str, ...] = (
@@ -73,8 +75,12 @@ class Note:
     invalid_utf8: int      # invalid UTF-8 sequences replaced by U+FFFD in this note
 
 
-class NotesInputError(Exception):
+class NotesInputError(UserError):
     """A notes file that cannot be read; the message names the file and the problem."""
+
+
+class CorpusError(UserError, ValueError):
+    """A corpus selection that selects nothing (e.g. an empty comma list)."""
 
 
 @dataclass(frozen=True)
@@ -252,37 +258,37 @@ def corpus_selector(corpus: str) -> Callable[[str], bool]:
         spec = "Discharge summary"
     wanted = frozenset(_normalise(c) for c in spec.split(",") if c.strip())
     if not wanted:
-        raise ValueError(f"empty corpus selection {corpus!r}: use 'all', 'discharge' or a comma list of categories")
+        raise CorpusError(f"empty corpus selection {corpus!r}: use 'all', 'discharge' or a comma list of categories")
     return lambda category: _normalise(category) in wanted
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m data_prep.notes FILE...`: per-category counts (no note text printed)."""
+def _count(args: argparse.Namespace) -> int:
     from utils.progress import Progress
 
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("files", nargs="+", help="NOTEEVENTS.csv(.gz) or MIMIC-IV-Note CSVs")
-    args = parser.parse_args(argv)
     counts: Counter[str] = Counter()
     empty = iserror = bad_utf8 = 0
     progress = Progress("notes", label="reading")
-    try:
-        for file in args.files:
-            for note in iter_notes(file):
-                counts[note.category] += 1
-                empty += note.text is None
-                iserror += note.iserror
-                bad_utf8 += note.invalid_utf8 > 0
-                progress.update()
-    except NotesInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    for file in args.files:
+        for note in iter_notes(file):
+            counts[note.category] += 1
+            empty += note.text is None
+            iserror += note.iserror
+            bad_utf8 += note.invalid_utf8 > 0
+            progress.update()
     progress.done()
     for category, n in counts.most_common():
         print(f"{n}\t{category!r}\t{category_file_name(category)}")
     print(f"total {sum(counts.values())}, empty text {empty}, ISERROR {iserror}, "
           f"notes with invalid UTF-8 {bad_utf8}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m data_prep.notes FILE...`: per-category counts (no note text printed)."""
+    parser = argparse.ArgumentParser(prog="python -m data_prep.notes", description=main.__doc__,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("files", nargs="+", help="NOTEEVENTS.csv(.gz) or MIMIC-IV-Note CSVs")
+    return run_main("data_prep.notes", _count, parser.parse_args(argv))
 
 
 if __name__ == "__main__":

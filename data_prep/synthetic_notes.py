@@ -34,6 +34,7 @@ import argparse
 import csv
 import gzip
 import io
+import math
 import random
 import re
 import sys
@@ -42,6 +43,7 @@ from pathlib import Path
 from typing import Callable
 
 from utils.atomic import atomic_open
+from utils.cli import UserError, os_error_message, run_main
 from utils.progress import Progress
 
 # (raw MIMIC-III category, approximate MIMIC-III note count)
@@ -65,6 +67,19 @@ OVERSHOOT_RATE = 0.02     # per medication list: the faithful splitter then drop
 ISERROR_RATE = 0.002      # real MIMIC-III: ~0.04 % overall, concentrated in CareVue notes
 
 _PLACEHOLDER = re.compile(r"\[\*\*.*?\*\*\]")
+
+# --lengths mimic3: mean words per note by category. Estimates (this project has no
+# MIMIC access to measure them), chosen so that with CATEGORY_COUNTS they total the
+# published ~880 M words of MIMIC-III: physician and discharge notes long, ECG short.
+MIMIC3_MEAN_WORDS: dict[str, int] = {
+    "Nursing/other": 220, "Radiology": 430, "Nursing": 500, "ECG": 25, "Physician ": 1500,
+    "Discharge summary": 1750, "Echo": 330, "Respiratory ": 250, "Nutrition": 480,
+    "General": 600, "Rehab Services": 700, "Social Work": 450, "Case Management ": 250,
+    "Pharmacy": 500, "Consult": 1100,
+}
+LENGTH_SIGMA = 0.6              # log-normal spread of note length within a category
+LONG_NOTE_RATE = 0.005          # discharge summaries drawn as 8,000-15,000 words (50-100 KB)
+LONG_NOTE_WORDS = (8_000, 15_000)
 
 # ---------------------------------------------------------------- word lists
 _PROBLEMS = ["pneumonia", "congestive heart failure", "atrial fibrillation", "COPD exacerbation",
@@ -244,6 +259,43 @@ class _NoteWriter:
             return "\n".join(f"- {w}" for w in items)
         return ", ".join(items).capitalize()
 
+    def lengthen(self, text: str, category: str) -> str:
+        """`text` continued with more of its kind up to a drawn length (--lengths mimic3).
+
+        The target is log-normal around the category's MIMIC3_MEAN_WORDS; a share of
+        discharge summaries are 50-100 KB, as the longest real ones. Added blocks are
+        titled paragraphs, numbered lists and bullet lines separated by blank lines; a
+        note longer than its target is cut after the line that reaches it.
+        """
+        r = self.r
+        mean = MIMIC3_MEAN_WORDS.get(category, 400)
+        if category == "Discharge summary" and r.random() < LONG_NOTE_RATE:
+            target = r.randint(*LONG_NOTE_WORDS)
+        else:
+            target = int(r.lognormvariate(math.log(mean) - LENGTH_SIGMA ** 2 / 2, LENGTH_SIGMA))
+        words = len(text.split())
+        if words > target:       # cut at the end of the line that reaches the target
+            lines, kept = text.split("\n"), 0
+            for end, line in enumerate(lines):
+                kept += len(line.split())
+                if kept >= target:
+                    return "\n".join(lines[:end + 1])
+        blocks = [text]
+        while words < target:
+            kind = r.random()
+            if target - words < 150:
+                block = " ".join(self.sentence() for _ in range(max(1, (target - words) // 15)))
+            elif kind < 0.6:
+                block = f"{r.choice(_PROBLEMS).capitalize()}:\n{self.paragraphs(1, 3, (3, 8))}"
+            elif kind < 0.8:
+                block = f"{r.choice(['Medications:', 'Plan:', 'Problems:'])}\n{self.med_list(2, 8)}"
+            else:
+                system = r.choice(list(_SYSTEMS))
+                block = "\n".join(f"- {system}: {r.choice(_SYSTEMS[system])}" for _ in range(r.randint(2, 6)))
+            blocks.append(block)
+            words += len(block.split())
+        return "\n\n".join(blocks)
+
     # -- one function per layout
     def discharge(self) -> str:
         r = self.r
@@ -401,8 +453,13 @@ def _q(s: str) -> str:
     return '"' + s.replace('"', '""') + '"'
 
 
-def generate_mimic3(n: int, seed: int, out: io.TextIOBase, progress: Progress | None = None) -> None:
-    """Write a MIMIC-III NOTEEVENTS CSV with n synthetic notes (quoted like PhysioNet's file)."""
+def generate_mimic3(n: int, seed: int, out: io.TextIOBase, progress: Progress | None = None,
+                    lengths: str = "template") -> None:
+    """Write a MIMIC-III NOTEEVENTS CSV with n synthetic notes (quoted like PhysioNet's file).
+
+    lengths="template": each note as its layout makes it (the demo's notes); "mimic3":
+    continued to a length drawn from MIMIC-III's per-category distribution (rehearsals).
+    """
     rng = random.Random(seed)
     w = _NoteWriter(rng)
     builders = _builders(w)
@@ -412,6 +469,8 @@ def generate_mimic3(n: int, seed: int, out: io.TextIOBase, progress: Progress | 
     for i, cat in enumerate(cats):
         build, descriptions = builders[cat]
         text = build()
+        if lengths == "mimic3":
+            text = w.lengthen(text, cat)
         subject, year = rng.randint(2, 99_999), rng.randint(2100, 2200)
         day = f"{year}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
         outpatient = cat in ("ECG", "Radiology", "Echo") and rng.random() < 0.1
@@ -450,10 +509,15 @@ def generate_mimic4(n: int, seed: int, out: io.TextIOBase, progress: Progress | 
             progress.update()
 
 
-def write_synthetic_notes(path: str | Path, n: int, seed: int, fmt: str = "mimic3") -> None:
+def write_synthetic_notes(path: str | Path, n: int, seed: int, fmt: str = "mimic3",
+                          lengths: str = "template") -> None:
     """Write n synthetic notes to `path` (gzip when it ends in .gz), atomically and
-    byte-identically for the same (n, seed, fmt)."""
-    generate = {"mimic3": generate_mimic3, "mimic4": generate_mimic4}[fmt]
+    byte-identically for the same (n, seed, fmt, lengths)."""
+    if fmt == "mimic3":
+        def generate(n: int, seed: int, out: io.TextIOBase, progress: Progress) -> None:
+            generate_mimic3(n, seed, out, progress, lengths=lengths)
+    else:
+        generate = generate_mimic4
     progress = Progress("notes", total=n, label="synthetic notes")
     with atomic_open(path, "wb") as raw:
         if str(path).endswith(".gz"):
@@ -469,22 +533,37 @@ def write_synthetic_notes(path: str | Path, n: int, seed: int, fmt: str = "mimic
     progress.done()
 
 
+class SyntheticNotesError(UserError):
+    """The output file cannot be written."""
+
+
+def _write(args: argparse.Namespace) -> int:
+    try:
+        write_synthetic_notes(args.out, args.notes, args.seed, args.format, args.lengths)
+    except OSError as exc:
+        raise SyntheticNotesError(os_error_message(exc, f"cannot write {args.out}")) from None
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Deterministic synthetic MIMIC-shaped notes (no real text).")
+    parser = argparse.ArgumentParser(prog="python -m data_prep.synthetic_notes",
+                                     description="Deterministic synthetic MIMIC-shaped notes (no real text).",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--notes", type=int, required=True, help="number of notes")
     parser.add_argument("--seed", type=int, default=12345, help="random seed")
     parser.add_argument("--out", required=True, help="output CSV (.csv.gz compresses)")
     parser.add_argument("--format", choices=("mimic3", "mimic4"), default="mimic3",
-                        help="MIMIC-III NOTEEVENTS (default) or MIMIC-IV-Note layout")
+                        help="MIMIC-III NOTEEVENTS or MIMIC-IV-Note layout")
+    parser.add_argument("--lengths", choices=("template", "mimic3"), default="template",
+                        help="note lengths: as the templates make them, or drawn from MIMIC-III's "
+                             "per-category distribution incl. 50-100 KB discharge summaries "
+                             "(mimic3 format only)")
     args = parser.parse_args(argv)
     if args.notes < 0:
         parser.error("--notes must be >= 0")
-    try:
-        write_synthetic_notes(args.out, args.notes, args.seed, args.format)
-    except OSError as exc:
-        print(f"synthetic_notes: error: {args.out}: cannot write ({exc.strerror or exc})", file=sys.stderr)
-        return 1
-    return 0
+    if args.lengths != "template" and args.format != "mimic3":
+        parser.error("--lengths mimic3 needs --format mimic3")
+    return run_main("data_prep.synthetic_notes", _write, args)
 
 
 if __name__ == "__main__":

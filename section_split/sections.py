@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import re
 
+from utils.cli import UserError
+
 __all__ = ["SectionSplitError", "split_sections", "is_title", "is_inline_title"]
 
 
-class SectionSplitError(ValueError):
+class SectionSplitError(UserError, ValueError):
     """The original heuristics raise on this note; the caller drops it (and counts it)."""
 
 
@@ -152,8 +154,9 @@ def _split_inline_titles(segments: list[str]) -> list[str]:
     return out
 
 
-def _join_one_liners(segments: list[str], fix_known_bugs: bool) -> list[str]:
-    """Spec 2.7: glue a one-line answer to its title (`A A' B B'` -> `AA' BB'`)."""
+def _join_one_liners(segments: list[str], fix_known_bugs: bool, dropped: list[str] | None = None) -> list[str]:
+    """Spec 2.7: glue a one-line answer to its title (`A A' B B'` -> `AA' BB'`).
+    Segments that known bug 2 drops are appended to `dropped` when given."""
     out: list[str] = []
     last = len(segments) - 1
     for i, segment in enumerate(segments):
@@ -162,18 +165,22 @@ def _join_one_liners(segments: list[str], fix_known_bugs: bool) -> list[str]:
                 out[-1] = segments[i - 1] + " " + segment
             elif fix_known_bugs:
                 out.append(segment)
-            # else: known bug 2 -- the original drops this segment (e.g. the first
-            # item of a list that follows a title).
+            elif dropped is not None:
+                # FAITHFUL: known bug 2 -- the original drops this segment (e.g. the
+                # first item of a list that follows a title); kept aside to be counted.
+                dropped.append(segment)
         else:
             out.append(segment)
     return out
 
 
-def split_sections(text: str, fix_known_bugs: bool = False) -> list[str]:
+def split_sections(text: str, fix_known_bugs: bool = False, dropped: list[str] | None = None) -> list[str]:
     """Split one note into segments (titles, list items, prose paragraphs).
 
     Faithful by default: same output as the original `sent_tokenize_rules`, including
-    its two known bugs, and `SectionSplitError` where the original raised.
+    its two known bugs, and `SectionSplitError` where the original raised. The
+    segments that known bug 2 drops (which --fix_known_bugs keeps) are appended to
+    `dropped` when a list is given, so that their cost can be counted.
     """
     text = _DASHES.sub("\n\n-----\n\n", text)
     text = _UNDERSCORES.sub("\n\n_____\n\n", text)
@@ -183,4 +190,4 @@ def split_sections(text: str, fix_known_bugs: bool = False) -> list[str]:
     segments = _split_marker(segments, "-----")
     segments = _split_enumerations(segments, fix_known_bugs)
     segments = _split_inline_titles(segments)
-    return _join_one_liners(segments, fix_known_bugs)
+    return _join_one_liners(segments, fix_known_bugs, dropped)

@@ -19,20 +19,23 @@ empty sentences skipped, whitespace-only ones kept, each followed by `\\n`, then
 """
 from __future__ import annotations
 
+import bisect
 import re
+import threading
 import warnings
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
-import pysbd
 import spacy
-from pysbd.utils import TextSpan
 from scispacy.consts import ABBREVIATIONS
 from scispacy.custom_tokenizer import combined_rule_tokenizer
 from spacy.attrs import IS_SPACE, IS_TITLE, ORTH, SENT_START
 from spacy.language import Language
 from spacy.strings import hash_string
 from spacy.tokens import Doc
+
+from section_split.linear_pysbd import LinearSegmenter
+from utils.cli import UserError
 
 __all__ = ["SpacyModelError", "build_pipeline", "note_text", "MODEL_FREE_SPLITTER"]
 
@@ -42,14 +45,14 @@ MODEL_FREE_SPLITTER = ("model-free: scispaCy combined_rule_tokenizer + scispaCy 
 # Far above any note; spaCy's 1,000,000-character default guards parser memory only,
 # and a big note is processed whole, never truncated.
 _MAX_LENGTH = 2_000_000_000
-_DEID = re.compile(r"\[\*\*.{0,15}.*?\*\*\]", re.IGNORECASE)  # the original's pattern
+# The original's pattern, kept as the specification of placeholder_spans (tests compare).
+_DEID = re.compile(r"\[\*\*.{0,15}.*?\*\*\]", re.IGNORECASE)
 _ABBREVIATION_IDS = np.array(sorted({hash_string(a) for a in ABBREVIATIONS}), dtype=np.uint64)
 _DOT, _DASH = hash_string("."), hash_string("-")
-_WHITESPACE = re.compile(r"\s*")
 _TEXT_KEY = "section_split.text"
 
 
-class SpacyModelError(Exception):
+class SpacyModelError(UserError):
     """The requested spaCy model cannot be loaded; the message says what to do."""
 
 
@@ -98,6 +101,41 @@ def forced_sentence_starts(doc: Doc) -> Doc:
     return doc
 
 
+def placeholder_spans(text: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of each match of the original's pattern `_DEID`, as `finditer` gives
+    them, in time linear in the text (up to a log factor).
+
+    The regex itself retries `.*?` to the end of the line from every `[**` without a
+    closing `**]` on its line, which is quadratic (100 KB of such a line: 75 s). Its
+    matches are: from a `[**` at p, with k = min(15, characters left on the line after
+    the `[**`), the first `**]` of the line at or after p + 3 + k (greedy `.{0,15}`,
+    then lazy `.*?`); failing that, the last `**]` starting inside those k characters
+    (the greedy part backtracking); failing that, no match at p. The next search starts
+    after the match.
+    """
+    closes = []
+    at = text.find("**]")
+    while at >= 0:
+        closes.append(at)
+        at = text.find("**]", at + 3)     # "**]" cannot overlap itself
+    pos, line_end = 0, -1
+    while (p := text.find("[**", pos)) >= 0:
+        if p > line_end:                   # each line's end is looked up once
+            line_end = text.find("\n", p)
+            line_end = len(text) if line_end < 0 else line_end
+        first = p + 3 + max(0, min(15, line_end - p - 3))
+        i = bisect.bisect_left(closes, first)
+        if i < len(closes) and closes[i] + 3 <= line_end:
+            end = closes[i] + 3
+        else:
+            end = closes[i - 1] + 3 if i > 0 and closes[i - 1] >= p + 3 else -1
+        if end < 0:
+            pos = p + 1
+            continue
+        yield p, end
+        pos = end
+
+
 @Language.component("deid_placeholder_merge")
 def merge_placeholders(doc: Doc) -> Doc:
     """Merge each `[**...**]` placeholder into one token, so no sentence boundary falls
@@ -117,8 +155,8 @@ def merge_placeholders(doc: Doc) -> Doc:
     if "[**" not in text:
         return doc
     spans: list[tuple[int, int]] = []
-    for m in _DEID.finditer(text):
-        span = doc.char_span(m.start(), m.end(), alignment_mode="expand")
+    for start, end in placeholder_spans(text):
+        span = doc.char_span(start, end, alignment_mode="expand")
         if span is None or len(span) == 0:
             continue
         if spans and span.start < spans[-1][1]:
@@ -132,55 +170,29 @@ def merge_placeholders(doc: Doc) -> Doc:
     return doc
 
 
-class _Segmenter(pysbd.Segmenter):
-    """pysbd's segmenter with its character spans found without regular expressions.
-
-    pysbd locates each sentence with `re.finditer(re.escape(sent) + r"\\s*", text)`,
-    compiling one new pattern per sentence, which also evicts pysbd's own cached
-    patterns (about half its run time). This finds the same spans: the first match,
-    in finditer's non-overlapping order, that ends after the previous sentence.
-    """
-
-    def sentences_with_char_spans(self, sentences: list[str]) -> list[TextSpan]:
-        text = self.original_text
-        spans, prior_end = [], 0
-        for sent in sentences:
-            if not sent:  # empty pattern: keep pysbd's own search
-                spans += super().sentences_with_char_spans([sent])[:1]
-                continue
-            pos = 0
-            while (start := text.find(sent, pos)) >= 0:
-                end = _WHITESPACE.match(text, start + len(sent)).end()
-                if end > prior_end:
-                    spans.append(TextSpan(text[start:end], start, end))
-                    prior_end = end
-                    break
-                pos = end
-        return spans
-
-
-_segmenter: _Segmenter | None = None
+_SEGMENTER = threading.local()
 
 
 @Language.component("clinical_pysbd_sentencizer")
 def pysbd_sentencizer(doc: Doc) -> Doc:
     """scispaCy's `pysbd_sentencizer` (scispacy/custom_sentence_segmenter.py, 0.6.2),
-    same rules, made fast: one reused segmenter, regex-free spans, array operations
-    instead of a per-token loop (the original also scans a list per token). Tested
-    equal to scispaCy's on the public notes.
+    same rules, made fast: one reused segmenter whose time is linear in the text
+    (section_split.linear_pysbd), array operations instead of a per-token loop (the
+    original also scans a list per token). Tested equal to scispaCy's on the public
+    notes, and to pysbd on random long texts.
 
     Rules: a token starts a sentence where pysbd starts one, unless the previous token
     is a scispaCy abbreviation or is the first token and all newlines; a token after a
     token holding 2+ newlines (not the first token) starts one; no other token does.
     """
-    global _segmenter
-    if _segmenter is None:
-        _segmenter = _Segmenter(language="en", clean=False, char_span=True)
+    segmenter = getattr(_SEGMENTER, "segmenter", None)
+    if segmenter is None:   # one per thread: a segmenter keeps the text it works on
+        segmenter = _SEGMENTER.segmenter = LinearSegmenter()
     n = len(doc)
     if n == 0:
         return doc
     is_start = np.zeros(n, dtype=bool)
-    for sent in _segmenter.segment(_text(doc)):
+    for sent in segmenter.segment(_text(doc)):
         # trailing spaces are cut off so the span ends on a token boundary (as scispaCy)
         span = doc.char_span(sent.start, sent.end - (len(sent.sent) - len(sent.sent.rstrip(" "))))
         if span is not None and len(span) > 0:

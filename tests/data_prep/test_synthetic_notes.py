@@ -133,3 +133,41 @@ def test_cli_bad_output_path(tmp_path, capsys):
     assert "synthetic_notes: error: " in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--notes", "-1", "--out", str(tmp_path / "n.csv")])
+
+
+def test_mimic3_lengths_follow_the_category_means_with_long_discharge_summaries(tmp_path):
+    from data_prep.synthetic_notes import MIMIC3_MEAN_WORDS
+    path = tmp_path / "n.csv.gz"
+    assert main(["--notes", "4000", "--seed", "3", "--out", str(path), "--lengths", "mimic3"]) == 0
+    words: dict[str, list[int]] = {}
+    for note in iter_notes(path):
+        words.setdefault(note.category, []).append(len(note.text.split()))
+    # the real mix of categories, and a mean length per category near MIMIC-III's
+    assert set(words) == set(KNOWN_CATEGORIES)
+    for category in ("Nursing/other", "Radiology", "Nursing", "Physician "):
+        mean = sum(words[category]) / len(words[category])
+        assert 0.8 < mean / MIMIC3_MEAN_WORDS[category] < 1.25, (category, mean)
+    assert 15 < sum(words["ECG"]) / len(words["ECG"]) < 40
+    # overall ~423 words per note, as 880 M words / 2.08 M notes
+    total = sum(sum(v) for v in words.values()) / sum(len(v) for v in words.values())
+    assert 360 < total < 500
+    # same arguments, same bytes; the default (template) lengths are unchanged
+    again = tmp_path / "again.csv.gz"
+    assert main(["--notes", "4000", "--seed", "3", "--out", str(again), "--lengths", "mimic3"]) == 0
+    assert again.read_bytes() == path.read_bytes()
+
+
+def test_mimic3_lengths_need_the_mimic3_format(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--notes", "5", "--out", str(tmp_path / "n.csv"), "--format", "mimic4", "--lengths", "mimic3"])
+    assert exit_info.value.code == 2 and "--lengths mimic3 needs --format mimic3" in capsys.readouterr().err
+
+
+def test_some_discharge_summaries_are_50_to_100_kb():
+    import random
+    from data_prep.synthetic_notes import LONG_NOTE_RATE, _NoteWriter
+    writer = _NoteWriter(random.Random(11))
+    sizes = [len(writer.lengthen(writer.discharge(), "Discharge summary").encode()) for _ in range(2000)]
+    long = [s for s in sizes if s > 50_000]
+    assert 0.3 * LONG_NOTE_RATE * 2000 <= len(long) <= 3 * LONG_NOTE_RATE * 2000
+    assert max(long) <= 110_000 and min(long) >= 45_000

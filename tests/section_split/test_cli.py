@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 import section_split.__main__ as cli
+import section_split.run as run_module
+import section_split.worker as worker
 from section_split import SectionSplitError, split_sections
 from section_split.sentences import build_pipeline, note_text
 
@@ -86,7 +88,7 @@ def _expected_shards(rows, k, selected=lambda c: True, drop_iserror=False):
 
 def test_outputs_and_manifest(notes_csv, tmp_path, monkeypatch, capsys):
     notes, rows = notes_csv
-    monkeypatch.setattr(cli, "LARGE_NOTE_BYTES", 300)   # so that a few notes count as "large"
+    monkeypatch.setattr(run_module, "LARGE_NOTE_BYTES", 300)   # so that a few notes count as "large"
     assert _run(notes, tmp_path, "--shard_notes", "3") == 0
     assert _shards(tmp_path) == _expected_shards(rows, 3)
     err = capsys.readouterr().err
@@ -95,7 +97,8 @@ def test_outputs_and_manifest(notes_csv, tmp_path, monkeypatch, capsys):
     m = json.loads((tmp_path / "manifest.json").read_text())
     t = m["totals"]
     assert (t["read"], t["selected"], t["not_selected"]) == (21, 21, 0)
-    assert t["dropped"] == {"split_error": 1, "sentence_error": 0, "empty_text": 1, "iserror": 0, "no_sentences": 1}
+    assert t["dropped"] == {"split_error": 1, "sentence_error": 0, "empty_text": 1, "iserror": 0,
+                            "no_sentences": 1, "timeout": 0}
     assert t["written"] == 18 and t["dropped_total"] == 3 and t["iserror_notes"] == 1
     assert sorted((d["row_id"], d["reason"]) for d in m["dropped_notes"]) == [
         ("102", "split_error"), ("103", "empty_text"), ("106", "no_sentences")]
@@ -142,7 +145,7 @@ def test_resume_skips_finished_shards_and_refuses_other_settings(notes_csv, tmp_
     capsys.readouterr()
     assert _run(notes, tmp_path, "--shard_notes", "3", "--fix_known_bugs") == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith("error: ") and "fix_known_bugs" in err and "other settings" in err
+    assert err.startswith("section_split: error: ") and "fix_known_bugs" in err and "other settings" in err
     assert _shards(tmp_path) == first
 
 
@@ -152,7 +155,7 @@ def test_bad_input_through_the_cli(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "section_split", "--input", str(missing), "--output_dir",
                            str(out)], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines()[-1] == f"error: {missing}: no such file"
+    assert proc.stderr.strip().splitlines() == [f"section_split: error: {missing}: no such file"]
     assert not out.exists()
 
     no_text = tmp_path / "no_text.csv"
@@ -173,7 +176,7 @@ def test_error_mid_file_leaves_no_partial_shard(notes_csv, tmp_path, capsys, mon
     # A gzip cut in the middle: the reader fails after some notes were processed
     # (batches of 2 notes so that some shards complete before the failure).
     import gzip
-    monkeypatch.setattr(cli, "_BATCH_NOTES", 2)
+    monkeypatch.setattr(run_module, "BATCH_NOTES", 2)
     notes, _ = notes_csv
     data = gzip.compress(notes.read_bytes())
     cut = tmp_path / "cut.csv.gz"
@@ -181,7 +184,7 @@ def test_error_mid_file_leaves_no_partial_shard(notes_csv, tmp_path, capsys, mon
     out = tmp_path / "out"
     assert _run(cut, out, "--shard_notes", "2") == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith(f"error: {cut}")
+    assert err.startswith(f"section_split: error: {cut}")
     assert not (out / "manifest.json").exists()
     assert not [p for p in out.iterdir() if ".tmp-" in p.name]
     # shards that were completed before the failure are whole and recorded
@@ -201,8 +204,8 @@ def test_missing_spacy_model_through_the_cli(notes_csv, tmp_path, capsys):
 
 
 def test_sentence_error_drops_only_its_note(monkeypatch):
-    # A failure inside spaCy for one note: the batch is redone note by note, only that
-    # note is dropped, and the detail is the exception type (its message quotes text).
+    # A failure inside spaCy for one note: only that note is dropped, and the detail is
+    # the exception type (its message quotes text).
     nlp = build_pipeline(None)[0]
 
     class Flaky:
@@ -217,8 +220,8 @@ def test_sentence_error_drops_only_its_note(monkeypatch):
                 raise ValueError("cannot handle 'BOOM here.'")
             return nlp(text)
 
-    monkeypatch.setattr(cli, "_NLP", Flaky())
-    out = cli._process_batch(["Fine note. Really.", "BOOM here.", "Another one."], False)
+    monkeypatch.setattr(worker, "pipeline", lambda spacy_model: Flaky())
+    out = worker.process_batch(["Fine note. Really.", "BOOM here.", "Another one."], False)
     assert [(o[3], o[4]) for o in out] == [(None, None), ("sentence_error", "ValueError"), (None, None)]
     assert out[0][:3] == note_text([nlp("Fine note. Really.")])
     assert out[2][:3] == note_text([nlp("Another one.")])

@@ -122,3 +122,38 @@ def test_model_branch_with_a_tiny_parser(tmp_path):
 def test_missing_model_is_a_clear_error():
     with pytest.raises(SpacyModelError, match="en_core_sci_md_not_installed_here.*not found"):
         build_pipeline("en_core_sci_md_not_installed_here")
+
+
+def test_placeholder_spans_are_the_original_patterns_matches():
+    import random
+    from section_split.sentences import _DEID, placeholder_spans
+    rng = random.Random(0)
+    parts = ["[**", "**]", "a", "bc", "\n", " ", "*", "[", "]", "**", "[*", "xyz12345", "Name 12"]
+    for _ in range(5000):
+        text = "".join(rng.choice(parts) for _ in range(rng.randint(0, 40)))
+        assert list(placeholder_spans(text)) == [m.span() for m in _DEID.finditer(text)], repr(text)
+
+
+def test_unclosed_placeholders_on_one_line_cost_linear_time(nlp):
+    # The original regex retries to the end of the line from every unclosed "[**":
+    # 100 KB of them took 75 s. Counted, not timed: the characters that str.find
+    # examines double when the text doubles.
+    from section_split.sentences import placeholder_spans
+
+    class Counted(str):
+        examined = 0
+
+        def find(self, sub, start=0, *args):
+            found = str.find(self, sub, start, *args)
+            Counted.examined += (found if found >= 0 else len(self)) - start
+            return found
+
+    work = []
+    for n in (2000, 4000):
+        Counted.examined = 0
+        # faithfully, the first "[**" runs on to the line's only "**]"
+        assert list(placeholder_spans(Counted("[**Name a. " * n + "[**Name 1**] end."))) == [(0, 11 * n + 12)]
+        work.append(Counted.examined)
+    assert 1.9 < work[1] / work[0] < 2.1
+    doc = nlp("Seen. [**Name a. " * 200 + "\n[**Name 1**] end.")
+    assert "[**Name 1**]" in [t.text for t in doc]
