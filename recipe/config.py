@@ -58,7 +58,7 @@ STEP_NAMES = ("notes", "sections", "vocab", "tfrecords", "pretrain", "export", "
 RUNTIME_ONLY = {"num_workers", "steps", "use_xla", "use_amp", "amp_dtype", "log_every_n_steps",
                 "reference", "eval_data", "python", "num_devices", "worker_hosts", "task_index",
                 "iterations_per_loop", "scheduler", "dask_workers", "eval_preset", "eval_seeds",
-                "eval_max_steps"}
+                "eval_max_steps", "note_time_budget"}
 # Settings a finished run may change: raising num_train_steps continues training.
 EXTENDABLE = {"num_train_steps"}
 
@@ -197,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
                                        "train/dev/test.tsv) to evaluate the export on (default: none)")
     p.add_argument("--num_workers", type=int, default=None,
                    help="worker processes of the text and TFRecord steps (default: the CPU count)")
+    p.add_argument("--note_time_budget", type=float, default=None,
+                   help="text step: seconds one note may take before it is dropped and counted in "
+                        "text/manifest.json (default: section_split's, 300)")
     g = p.add_argument_group("overrides (default: the preset)")
     for key, typ, text in OVERRIDES:
         extra = "" if key in _NO_PRESET_HELP else f" (default {_preset_default(key)})"
@@ -293,7 +296,7 @@ def effective_config(args: argparse.Namespace) -> dict[str, Any]:
     cfg["reference"] = resolve_path(args.reference)
     cfg["eval_data"] = resolve_path(args.eval_data)
     for key in ("num_devices", "worker_hosts", "task_index", "iterations_per_loop", "scheduler", "dask_workers",
-                "eval_preset", "eval_seeds", "eval_max_steps"):
+                "eval_preset", "eval_seeds", "eval_max_steps", "note_time_budget"):
         cfg[key] = getattr(args, key)
     return cfg
 

@@ -89,6 +89,7 @@ def optional_flags(cfg: dict[str, Any], names: tuple[str, ...]) -> list[str]:
 
 
 DASK_FLAGS = ("scheduler", "dask_workers")
+TEXT_STEP_FLAGS = ("note_time_budget",)
 DISTRIBUTED_TRAINING_FLAGS = ("num_devices", "worker_hosts", "task_index", "iterations_per_loop")
 
 
@@ -115,7 +116,7 @@ def step_sections(run: Run) -> dict[str, Any]:
         args.append("--drop_iserror")
     if c.get("spacy_model"):
         args += ["--spacy_model", c["spacy_model"]]
-    run_command(run, args + optional_flags(c, DASK_FLAGS))
+    run_command(run, args + optional_flags(c, DASK_FLAGS + TEXT_STEP_FLAGS))
     return {"outputs": [str(run.text_dir / "manifest.json")]}
 
 

@@ -92,6 +92,9 @@ def validate_runtime(cfg: dict[str, Any]) -> None:
     for key in ("num_devices", "iterations_per_loop", "dask_workers"):
         if c.get(key) is not None:
             _require(c[key] >= 1, f"--{key} must be >= 1, not {c[key]}")
+    if c.get("note_time_budget") is not None:
+        _require(math.isfinite(c["note_time_budget"]) and c["note_time_budget"] > 0,
+                 f"--note_time_budget must be > 0 seconds, not {c['note_time_budget']}")
     if c.get("scheduler") is not None:
         _require(bool(c["scheduler"].strip()) and " " not in c["scheduler"].strip(),
                  f"--scheduler {c['scheduler']!r}: give the scheduler's address, e.g. tcp://10.0.0.1:8786")

@@ -201,14 +201,15 @@ def test_pass_through_flags_reach_the_stages_only_when_set(tmp_path, monkeypatch
     run = steps.Run(tmp_path, cfg)
     steps.step_sections(run), steps.step_tfrecords(run), steps.step_pretrain(run)
     assert not any(a.startswith(("--scheduler", "--dask_workers", "--num_devices", "--worker_hosts",
-                                 "--task_index", "--iterations_per_loop")) for c in calls for a in c)
+                                 "--task_index", "--iterations_per_loop", "--note_time_budget"))
+                   for c in calls for a in c)
     calls.clear()
     cfg = effective_config(build_parser().parse_args(
         ["--demo", "--dask_workers", "3", "--num_devices", "2", "--worker_hosts", "a:1,b:2", "--task_index", "1",
-         "--iterations_per_loop", "50"]))
+         "--iterations_per_loop", "50", "--note_time_budget", "60"]))
     run = steps.Run(tmp_path, cfg)
     steps.step_sections(run), steps.step_tfrecords(run), steps.step_pretrain(run)
-    assert calls[0][-1:] == ["--dask_workers=3"] and calls[1][-1:] == ["--dask_workers=3"]
+    assert calls[0][-2:] == ["--dask_workers=3", "--note_time_budget=60.0"] and calls[1][-1:] == ["--dask_workers=3"]
     assert calls[2][-4:] == ["--num_devices=2", "--worker_hosts=a:1,b:2", "--task_index=1", "--iterations_per_loop=50"]
 
 

@@ -93,6 +93,8 @@ def refused(tmp_path: Path, *argv: str) -> str:
     (["--task_index", "0"], "--task_index needs --worker_hosts"),
     (["--worker_hosts", "a:1,b:2", "--task_index", "2"], "between 0 and 1"),
     (["--iterations_per_loop", "0"], "--iterations_per_loop must be >= 1"),
+    (["--note_time_budget", "0"], "--note_time_budget must be > 0 seconds"),
+    (["--eval_max_steps", "3"], "--eval_max_steps applies only with --eval_data DIR"),
 ])
 def test_a_typo_in_any_step_is_refused_before_step_one(tmp_path, notes, vocab, flags, message):
     msg = refused(tmp_path, "--notes", str(notes), "--init", "scratch", "--vocab", str(vocab), *flags)
