@@ -81,7 +81,9 @@ def test_resume_after_sigkill_continues_to_the_same_result(tiny_config, records,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and proc.poll() is None:
-        if list(out.glob("model.ckpt-*.index")):
+        # The `checkpoint` state file is written (atomically) after a checkpoint's index:
+        # killing once it exists leaves a complete checkpoint to resume from.
+        if (out / "checkpoint").exists():
             break
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)

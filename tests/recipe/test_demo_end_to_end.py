@@ -92,8 +92,12 @@ def test_pipeline_killed_during_pretraining_resumes(tmp_path):
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     first = run_dir / "pretrain" / "model.ckpt-25.index"
+    # TF writes the index, then (atomically) the `checkpoint` state file naming it: a kill
+    # between the two may leave a half-written index, which resume rightly skips. Kill
+    # once the checkpoint is complete, so that there is something to resume from.
+    state = run_dir / "pretrain" / "checkpoint"
     deadline = time.monotonic() + 300
-    while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
+    while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
