@@ -6,6 +6,7 @@ CI always has it beside the checkout.
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -31,3 +32,21 @@ def cased_vocab(shared_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def uncased_vocab(shared_dir: Path) -> Path:
     return shared_dir / "data" / "vocab" / "bert-base-uncased-vocab.txt"
+
+
+@pytest.fixture
+def readonly_dir(tmp_path):
+    """A folder no file can be created in, also for root (chattr +i where chmod is not
+    enough)."""
+    d = tmp_path / "ro"
+    d.mkdir()
+    d.chmod(0o555)
+    undo = [lambda: d.chmod(0o755)]
+    if os.access(d, os.W_OK):  # root ignores permission bits
+        if subprocess.run(["chattr", "+i", str(d)], capture_output=True).returncode != 0:
+            d.chmod(0o755)
+            pytest.skip("cannot make a read-only folder here (root without chattr)")
+        undo.insert(0, lambda: subprocess.run(["chattr", "-i", str(d)], check=True))
+    yield d
+    for u in undo:
+        u()

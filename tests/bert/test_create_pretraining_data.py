@@ -411,24 +411,6 @@ def test_native_equals_reference_with_int32_ids(mixed_inputs, cased_vocab, tmp_p
 
 # ------------------------------------------------- output folder, temps, help (issue 9)
 
-@pytest.fixture
-def readonly_dir(tmp_path):
-    """A folder no file can be created in, also for root (chattr +i where chmod is not
-    enough)."""
-    d = tmp_path / "ro"
-    d.mkdir()
-    d.chmod(0o555)
-    undo = [lambda: d.chmod(0o755)]
-    if os.access(d, os.W_OK):  # root ignores permission bits
-        if subprocess.run(["chattr", "+i", str(d)], capture_output=True).returncode != 0:
-            d.chmod(0o755)
-            pytest.skip("cannot make a read-only folder here (root without chattr)")
-        undo.insert(0, lambda: subprocess.run(["chattr", "-i", str(d)], check=True))
-    yield d
-    for u in undo:
-        u()
-
-
 @pytest.mark.parametrize("mode", ["--output_file", "--output_dir"])
 def test_read_only_output_folder_is_one_line(good, readonly_dir, mode):
     target = readonly_dir / "o.tfrecord" if mode == "--output_file" else readonly_dir / "sub"

@@ -265,3 +265,15 @@ def test_a_hugging_face_reference_is_checked_shape_wise(tmp_path):
     (hf / "config.json").write_text(json.dumps(dict(TINY, model_type="bert", intermediate_size=32)))
     with pytest.raises(RecipeError, match=r"--reference .*has shape \[16\] but the config implies \[32\]"):
         validate_reference(str(hf))
+
+
+def test_read_only_parent_of_the_run_folder_is_one_line(readonly_dir):
+    """Nothing can be created: one line naming the folder and the OS error, exit 1."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2")
+    res = subprocess.run([sys.executable, "-m", "recipe", "--demo", "--run_dir", str(readonly_dir / "run"),
+                          "--steps", "notes"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines() == [
+        f"run_pretraining.sh: error: cannot create the run folder: {readonly_dir / 'run'}: "
+        + ("Operation not permitted" if os.geteuid() == 0 else "Permission denied")]
+    assert list(readonly_dir.iterdir()) == []
