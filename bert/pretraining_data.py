@@ -51,6 +51,7 @@ def check_record_shapes(input_files: list[str], max_seq_length: int,
     vocabulary than bert_config's) raises RecordError naming the file, the feature and
     the fix. Returns the number of files checked.
     """
+    # DEVIATION: records whose lengths disagree with the flags are refused (22 vs 20)
     expected = {name: max_seq_length for name in INT_FEATURES_SEQ}
     expected.update({name: max_predictions_per_seq
                      for name in INT_FEATURES_PRED + ("masked_lm_weights",)})

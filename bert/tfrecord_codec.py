@@ -12,6 +12,7 @@ import os
 import struct
 from typing import Iterator, Sequence
 
+# DEVIATION: features written in Google's insertion order (its bytes had protobuf map order)
 # Feature order inside each serialised tf.train.Example: Google inserts them in this order.
 # FAITHFUL: the original's bytes put these map entries in protobuf's hash-map order, which
 # differs between runs of the original itself (the two golden files disagree), so only
