@@ -54,7 +54,7 @@ static uint32_t mt_next(MT *s) {
     return y;
 }
 
-/* random.random(): 53 bits from two outputs. */
+/* FAITHFUL: random.random() exactly as CPython: 53 bits from two 32-bit outputs. */
 static double mt_random(MT *s) {
     uint32_t a = mt_next(s) >> 5, b = mt_next(s) >> 6;
     return (a * 67108864.0 + b) * (1.0 / 9007199254740992.0);
@@ -456,8 +456,8 @@ static uint32_t *shuffled_order(MT *rng, int64_t n) {
     return perm;
 }
 
-/* Materialise, serialise and frame every instance in `perm` order; instance k goes to
- * file k mod nfiles. Returns 0, or -1 with a Python error set (OSError names the file). */
+/* Materialise, serialise and frame every instance in `perm` order; FAITHFUL: instance k
+ * goes to file k mod nfiles. Returns 0, or -1 with a Python error set (OSError names the file). */
 static int write_records(const Ctx *c, const uint32_t *perm, int64_t ninst, PyObject *o_paths,
                          const int *forder, PyObject *cb) {
     Py_ssize_t nfiles = PySequence_Size(o_paths);
