@@ -102,7 +102,7 @@ def _decode(field: str) -> tuple[str, int]:
     """
     if field.isascii():
         return field, 0
-    # DEVIATION: invalid UTF-8 becomes U+FFFD and is counted, never fatal (MIMIC's export is valid UTF-8)
+    # DEVIATION: invalid UTF-8 -> U+FFFD, counted, never fatal (MIMIC's export is valid UTF-8)
     raw = field.encode("latin-1")
     text = raw.decode("utf-8", "replace")
     return text, text.count("\ufffd") - field.count(_REPLACEMENT_UTF8)
