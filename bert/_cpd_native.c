@@ -54,7 +54,7 @@ static uint32_t mt_next(MT *s) {
     return y;
 }
 
-/* random.random(): 53 bits from two outputs. */
+/* FAITHFUL: random.random() exactly as CPython: 53 bits from two 32-bit outputs. */
 static double mt_random(MT *s) {
     uint32_t a = mt_next(s) >> 5, b = mt_next(s) >> 6;
     return (a * 67108864.0 + b) * (1.0 / 9007199254740992.0);
@@ -105,6 +105,7 @@ typedef struct {
     const void *tokens; int tok_w;  /* uint16 (tok_w 2) or int32 (tok_w 4) token ids */
     const int64_t *seg_start, *doc_start, *order;
     int64_t ndocs;
+    /* FAITHFUL: ids of vocab_words, the first-occurrence word list random replacement draws from */
     const int32_t *vocab_word_ids; int64_t nvocab_words;
     const uint8_t *is_subword; int64_t nsubword;
     int32_t cls_id, sep_id, mask_id;
@@ -186,6 +187,7 @@ static int mask_instance(Ctx *c, int32_t *t, int n) {
             int pos = c->cand_pos[q];
             int32_t orig = t[pos];
             c->covered[pos] = 1;
+            /* FAITHFUL: 80/10/10 with TWO draws (0.8, then 0.5), as the reference path */
             if (mt_random(&c->rng) < 0.8) t[pos] = c->mask_id;
             else if (mt_random(&c->rng) < 0.5) t[pos] = orig;
             else t[pos] = c->vocab_word_ids[mt_randint(&c->rng, 0, c->nvocab_words - 1)];
@@ -269,13 +271,13 @@ static int from_document(Ctx *c, int64_t di) {
                 if (c->seg_start[rs0 + j + 1] - b0 >= target_b) break;
             if (j == rn) j = rn - 1;
             b1 = c->seg_start[rs0 + j + 1];
-            i -= chunk_n - a_end;  /* unused segments are revisited */
+            i -= chunk_n - a_end;  /* FAITHFUL: unused segments are revisited */
         } else {
             is_random_next = 0;
             b0 = a1;
             b1 = c->seg_start[s0 + chunk0 + chunk_n];
         }
-        /* truncate_seq_pair: the longer side (B on ties) loses its first or last token */
+        /* FAITHFUL: truncate_seq_pair: the longer side (B on ties) loses its first or last token */
         while ((a1 - a0) + (b1 - b0) > max_num_tokens) {
             int trunc_a = (a1 - a0) > (b1 - b0);
             if (mt_random(&c->rng) < 0.5) { if (trunc_a) a0++; else b0++; }
@@ -454,8 +456,8 @@ static uint32_t *shuffled_order(MT *rng, int64_t n) {
     return perm;
 }
 
-/* Materialise, serialise and frame every instance in `perm` order; instance k goes to
- * file k mod nfiles. Returns 0, or -1 with a Python error set (OSError names the file). */
+/* Materialise, serialise and frame every instance in `perm` order; FAITHFUL: instance k
+ * goes to file k mod nfiles. Returns 0, or -1 with a Python error set (OSError names the file). */
 static int write_records(const Ctx *c, const uint32_t *perm, int64_t ninst, PyObject *o_paths,
                          const int *forder, PyObject *cb) {
     Py_ssize_t nfiles = PySequence_Size(o_paths);

@@ -6,7 +6,7 @@
 The published clinical models reuse BERT-Base's cased vocabulary, which cannot be
 downloaded here; the demo therefore trains a small one on its own corpus with the
 `tokenizers` library's WordPiece trainer. The trainer is fed words split exactly as
-`bert.tokenization.BasicTokenizer` splits them (spec bert_data.md section 2: cleaning,
+`bert.tokenization.BasicTokenizer` splits them (Google's basic steps: cleaning,
 CJK spacing, whitespace split, lower-casing + accent stripping only when uncased,
 punctuation split), so the learned pieces are the ones `FullTokenizer` will look up.
 (The trainer's own BertNormalizer + BertPreTokenizer would be the same on ASCII but not
@@ -30,7 +30,7 @@ from utils.files import expand_input_files
 from utils.progress import Progress
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
-MAX_INPUT_CHARS_PER_WORD = 200   # as our WordpieceTokenizer (spec bert_data.md section 2); training ignores it
+MAX_INPUT_CHARS_PER_WORD = 200   # as Google's WordpieceTokenizer default; training ignores it
 
 
 class VocabInputError(UserError):
@@ -62,8 +62,8 @@ def _batches(files: Sequence[str], do_lower_case: bool, progress: Progress,
     `size` (the trainer takes batches faster than single lines).
 
     Why not the trainer's own BertNormalizer + BertPreTokenizer: they follow an older
-    Unicode and other cleaning rules than Google's BasicTokenizer (spec bert_data.md
-    section 2) and disagree on thousands of code points (e.g. U+061D, U+2E43 and newer
+    Unicode and other cleaning rules than Google's BasicTokenizer (bert.tokenization)
+    and disagree on thousands of code points (e.g. U+061D, U+2E43 and newer
     punctuation, private-use characters, which they drop), so some vocab pieces would not
     be the ones FullTokenizer looks up. Bytes that are not UTF-8 are dropped, as
     tokenization.convert_to_unicode does.

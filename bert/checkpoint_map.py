@@ -3,8 +3,10 @@
 One implementation shared by `convert_to_huggingface`, `convert_from_huggingface` and
 `compare_weights`. The canonical in-memory form is a dict of numpy arrays keyed by the
 Google variable names (`bert/encoder/layer_0/...`), model weights only (no optimizer slots,
-no `global_step`), dense kernels stored `[in, out]` as in TF. The mapping is spec
-`bert_model.md` section 6; nothing here needs TensorFlow graphs, `bert.modeling` or torch.
+no `global_step`), dense kernels stored `[in, out]` as in TF. The mapping is transformers'
+own TF-checkpoint loader's (`bert/` -> `bert.`, `layer_N` -> `layer.N`, kernels transposed,
+`gamma`/`beta` -> `weight`/`bias`, the MLM decoder tied to the word embeddings; see
+`tf_to_hf_name`); nothing here needs TensorFlow graphs, `bert.modeling` or torch.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ GOOGLE_CONFIG_KEYS = (
     "intermediate_size", "hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob",
     "max_position_embeddings", "type_vocab_size", "initializer_range")
 
-# HF architectures whose key layout we understand (spec section 6); anything else is refused.
+# HF architectures whose key layout we understand (`tf_to_hf_name`); anything else is refused.
 KNOWN_ARCHITECTURES = ("BertForPreTraining", "BertForMaskedLM", "BertModel")
 HF_WEIGHTS = "model.safetensors"
 HF_PICKLE_WEIGHTS = "pytorch_model.bin"
@@ -51,7 +53,7 @@ def is_model_weight(tf_name: str) -> bool:
 
 
 def tf_to_hf_name(tf_name: str) -> str:
-    """Google variable name -> BertForPreTraining state-dict key (spec section 6)."""
+    """Google variable name -> BertForPreTraining state-dict key (transformers' naming)."""
     special = {"cls/predictions/output_bias": "cls.predictions.bias",
                "cls/seq_relationship/output_weights": "cls.seq_relationship.weight",
                "cls/seq_relationship/output_bias": "cls.seq_relationship.bias"}
@@ -325,7 +327,8 @@ def _valid_config_value(key: str, value: Any) -> bool:
 
 # transformers activation names -> Google BERT's. Google's `gelu` is the tanh form; the
 # published clinical config says `gelu` (erf) for a model trained with the tanh form, so
-# both GELU spellings map back to Google's single `gelu` (spec bert_model.md section 6).
+# both GELU spellings map back to Google's single `gelu` (transformers: `gelu` is erf,
+# `gelu_new` the tanh form).
 _GOOGLE_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu", "gelu_pytorch_tanh": "gelu",
                        "relu": "relu", "tanh": "tanh", "linear": "linear"}
 

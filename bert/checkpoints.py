@@ -109,6 +109,7 @@ def check_shapes(variables: list, checkpoint: str, what: str) -> dict:
 def init_from_checkpoint(tvars: list, init_checkpoint: str) -> dict:
     """Initialise each trainable variable present in `init_checkpoint` from it (optimizer
     slots and global_step start fresh). Logs loaded and fresh variables, as Google's did."""
+    # FAITHFUL: weights only: Adam slots and global_step start fresh (as Google's Estimator)
     check_shapes(tvars, init_checkpoint, "--init_checkpoint")
     assignment_map, initialized = modeling.get_assignment_map_from_checkpoint(
         tvars, init_checkpoint)

@@ -77,7 +77,7 @@ def load_model(path: str | os.PathLike, allow_pickle: bool = False) -> Model:
     config = _tf_config(folder)
     if config is not None:
         config["layer_norm_eps"] = 1e-12
-        # the TF graph's `gelu` is the tanh form: transformers' `gelu_new` (spec section 6)
+        # the TF graph's `gelu` is the tanh form: transformers' `gelu_new` (its `gelu` is erf)
         config["computed_activation"] = "gelu_new" if config["hidden_act"] == "gelu" else config["hidden_act"]
     vocab = cm.read_vocab(folder / "vocab.txt") if (folder / "vocab.txt").is_file() else None
     lower = cm.recorded_do_lower_case(folder)
@@ -183,7 +183,8 @@ def compare_metadata(ours: Model, theirs: Model) -> dict[str, Any]:
 
 
 def _effective_lower(m: Model) -> bool | None:
-    """What a user gets: transformers lower-cases when an HF folder states nothing (spec section 6)."""
+    """What a user gets: transformers lower-cases when an HF folder states nothing (the
+    published Bio_ClinicalBERT ships no tokenizer config, so users get lower-cased input)."""
     if m.do_lower_case is not None:
         return m.do_lower_case
     return True if m.kind == "hf" else None

@@ -11,8 +11,8 @@ AutoModel without a missing key.
 
 Writes config.json, model.safetensors (via `safetensors.numpy`: no torch needed), vocab.txt,
 tokenizer_config.json and special_tokens_map.json. Unlike the published Bio_ClinicalBERT,
-the tokenizer config states `do_lower_case` (spec bert_model.md section 6: without it
-transformers lower-cases input for a cased model). The folder is built under a temporary
+the tokenizer config states `do_lower_case` (without it transformers lower-cases the
+input of a cased model, a long-standing complaint about the published one). The folder is built under a temporary
 name, verified, then renamed into place: a failed run leaves nothing behind.
 
 Self-verification (on by default when torch+transformers import): the TF graph
@@ -22,7 +22,7 @@ differences of the sequence output and of the MLM log-probs (the pooled output w
 model has no MLM head) must be within
 `tolerance * max(1, max |TF value|)`. Default tolerance: 1e-4 with `--exact_gelu`
 (`gelu_new`, the tanh GELU the TF graph computes: only float rounding differs), 2e-2 without
-(transformers' `gelu` is the erf form, spec section 6, so outputs legitimately differ; a
+(transformers' `gelu` is the erf form, so outputs legitimately differ; a
 wrong mapping gives O(1) differences). Without `--exact_gelu` the export is additionally run
 with `gelu_new` forced and held to the tight bound, so the weights are always checked tightly.
 """
@@ -59,7 +59,7 @@ def hf_config(bert_config: dict[str, Any], exact_gelu: bool, heads: str = "pretr
     activation the TF graph really computes.
     """
     act = bert_config["hidden_act"]
-    if exact_gelu and act == "gelu":
+    if exact_gelu and act == "gelu":  # DEVIATION: opt-in exact activation; default as published
         act = "gelu_new"
     return {"architectures": [ARCHITECTURES[heads]], "model_type": "bert",
             **{k: bert_config[k] for k in cm.GOOGLE_CONFIG_KEYS}, "hidden_act": act,
@@ -70,6 +70,7 @@ def hf_config(bert_config: dict[str, Any], exact_gelu: bool, heads: str = "pretr
 def tokenizer_config(do_lower_case: bool, model_max_length: int) -> dict[str, Any]:
     """BertTokenizer settings matching Google's FullTokenizer(do_lower_case) (accents are
     stripped exactly when lower-casing, as `strip_accents: null` means in transformers)."""
+    # DEVIATION: do_lower_case stated explicitly (the published model ships no tokenizer config)
     return {"tokenizer_class": "BertTokenizer", "do_lower_case": do_lower_case,
             "do_basic_tokenize": True, "tokenize_chinese_chars": True, "strip_accents": None,
             "model_max_length": model_max_length, "clean_up_tokenization_spaces": False,

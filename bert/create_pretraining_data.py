@@ -98,7 +98,7 @@ def run(input_files: Sequence[str], output_files: Sequence[str], tokenizer, *,
     with output_errors(_folders(output_files)), atomic_paths(output_files) as temps:
         n = _write_native(docs, [str(t) for t in temps], tokenizer, rng, settings,
                           feature_order, prefix)
-    if log_examples:
+    if log_examples:  # DEVIATION: Google always logged 20 examples; clinical text is opt-in
         _log_examples(output_files, tokenizer)
     return {"documents": docs.num_documents, "segments": docs.num_segments, "instances": n}
 
@@ -131,6 +131,7 @@ def _write_native(docs: FlatDocuments, paths: list[str], tokenizer, rng: random.
     """The C instance loop, shuffle and writing on `docs`; returns the number of records."""
     order = list(range(docs.num_documents))
     rng.shuffle(order)  # the first draw: rng.shuffle(all_documents)
+    # FAITHFUL: replacement words in first-occurrence order (ids are last-id-wins: load_vocab)
     vocab_words = list(tokenizer.vocab.keys())
     vocab_word_ids = array("i", (tokenizer.vocab[w] for w in vocab_words))
     is_subword = bytearray(len(tokenizer.inv_vocab) and max(tokenizer.inv_vocab) + 1)
@@ -194,6 +195,7 @@ def define_flags() -> None:
     flags.DEFINE_integer("dask_workers", None, "--output_dir mode on a local Dask cluster of this "
                          "many single-threaded worker processes (bound to 127.0.0.1).")
     flags.DEFINE_bool("seed_per_shard", False, "In --output_dir mode, shard i uses random_seed + i.")
+    # DEVIATION: --log_examples is opt-in (Google logged the first 20 examples' tokens always)
     flags.DEFINE_bool("log_examples", False, "Log the first 20 examples (token text!), like Google.")
     flags.DEFINE_bool("reference", False, "Use the slow pure-Python reference path.")
     flags.mark_flags_as_required(["input_file", "vocab_file"])

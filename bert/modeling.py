@@ -1,7 +1,7 @@
 """The BERT model (Google BERT `modeling.py`), rebuilt for TF 2.21 `tf.compat.v1` graph mode.
 
 Public names, signatures, variable names and arithmetic follow Google's module
-(spec bert_model.md sections 1-2) so that checkpoints move both ways: every weight is a
+(the 2019 release) so that checkpoints move both ways: every weight is a
 `tf.compat.v1.get_variable` under the same scope path as Google's (`.../dense/kernel`,
 `.../LayerNorm/gamma`, ...). `tf.compat.v1.layers` and `tf.contrib` no longer exist, so
 `dense` and `layer_norm` below re-create them with the same variable names and math.
@@ -171,6 +171,7 @@ class BertModel:
 
 def gelu(x: tf.Tensor) -> tf.Tensor:
     """Gaussian Error Linear Unit, the tanh approximation (Google's; not the erf form)."""
+    # FAITHFUL: the tanh approximation the published models were trained with
     cdf = 0.5 * (1.0 + tf.tanh(
         (np.sqrt(2 / np.pi) * (x + 0.044715 * tf.pow(x, 3)))))
     return x * cdf
@@ -230,7 +231,7 @@ def layer_norm(input_tensor: tf.Tensor, name: str | None = None) -> tf.Tensor:
     """LayerNorm over the last axis with variables `<name or LayerNorm>/{beta,gamma}`.
 
     Same arithmetic as the `tf.contrib.layers.layer_norm` Google used: moments, then
-    `tf.nn.batch_normalization` with epsilon 1e-12 (spec section 2). Always float32.
+    `tf.nn.batch_normalization` with epsilon 1e-12 (as Google's). Always float32.
     """
     dtype = input_tensor.dtype
     x = tf.cast(input_tensor, tf.float32)

@@ -1,6 +1,6 @@
 """BERT's optimizer (Google BERT `optimization.py`) for TF 2.21 `tf.compat.v1` graph mode.
 
-Spec bert_model.md section 4: linear warmup, then linear decay computed from step 0;
+As Google's `create_optimizer`: linear warmup, then linear decay computed from step 0;
 AdamWeightDecay without bias correction; global-norm clipping at 1.0; slots named
 `<param>/adam_m`, `<param>/adam_v` so checkpoints match Google's.
 Addition: optional dynamic loss scaling for float16 mixed precision (keyword-only).
@@ -19,8 +19,9 @@ def learning_rate_schedule(global_step: tf.Tensor, init_lr: float, num_train_ste
     """Google's schedule: polynomial (power 1) decay to 0 at `num_train_steps`, replaced by
     `init_lr * step / num_warmup_steps` while `step < num_warmup_steps`. The decay is
     computed from step 0, so after warmup the rate resumes at the decayed value
-    (faithful to the original, spec section 4), not at `init_lr`."""
+    (faithful to the original), not at `init_lr`."""
     learning_rate = tf.constant(value=init_lr, shape=[], dtype=tf.float32)
+    # FAITHFUL: decay from step 0; warm-up REPLACES it, so training resumes at the decayed rate
     learning_rate = tf1.train.polynomial_decay(learning_rate, global_step, num_train_steps,
                                                end_learning_rate=0.0, power=1.0, cycle=False)
     if num_warmup_steps:
@@ -114,6 +115,7 @@ class DynamicLossScale:
 
 class AdamWeightDecayOptimizer(tf1.train.Optimizer):
     """Adam with decoupled L2 weight decay and no bias correction (Google BERT's)."""
+    # FAITHFUL: no bias correction; decay 0.01 skips LayerNorm/layer_norm/bias (create_optimizer)
 
     def __init__(self, learning_rate, weight_decay_rate: float = 0.0, beta_1: float = 0.9,
                  beta_2: float = 0.999, epsilon: float = 1e-6,

@@ -1,7 +1,8 @@
 """Reading pretraining TFRecords (the input side of Google BERT's `run_pretraining.py`).
 
-Records hold the features of spec bert_data.md section 6. The training pipeline follows
-Google's input_fn (spec bert_model.md section 5): file list repeated and shuffled, up to 4
+Records hold the seven features create_pretraining_data writes (bert.tfrecord_codec.FEATURES).
+The training pipeline follows Google's `input_fn_builder` in run_pretraining.py: file
+list repeated and shuffled, up to 4
 files read interleaved, record shuffle buffer 100, fixed batches (remainder dropped).
 Changes that keep that behaviour but make it deterministic and fast: everything is
 seeded and order-preserving (so a given seed gives the same batches whatever the
@@ -50,6 +51,7 @@ def check_record_shapes(input_files: list[str], max_seq_length: int,
     vocabulary than bert_config's) raises RecordError naming the file, the feature and
     the fix. Returns the number of files checked.
     """
+    # DEVIATION: records whose lengths disagree with the flags are refused (22 vs 20)
     expected = {name: max_seq_length for name in INT_FEATURES_SEQ}
     expected.update({name: max_predictions_per_seq
                      for name in INT_FEATURES_PRED + ("masked_lm_weights",)})

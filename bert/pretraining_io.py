@@ -75,8 +75,8 @@ def iter_lines(input_files: Sequence[str]) -> Iterator[str]:
     for path in input_files:
         offset = 0
         with open(path, "rb") as f:
-            for lineno, raw in enumerate(f, 1):
-                try:
+            for lineno, raw in enumerate(f, 1):  # FAITHFUL: lines end at b"\n" only, then strip()
+                try:  # DEVIATION: invalid UTF-8 refused (Google dropped the bad bytes silently)
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError as e:
                     raise InputError(f"{path}: line {lineno}: invalid UTF-8 at byte offset "
@@ -92,11 +92,11 @@ def iter_segments(input_files: Sequence[str], tokenize: Callable[[str], list]) -
     starts a document (as in Google's reader). Documents continue across files.
     """
     for line in iter_lines(input_files):
-        if not line:
+        if not line:  # FAITHFUL: only an empty line ends a document (documents span files)
             yield None
             continue
         tokens = tokenize(line)
-        if tokens:
+        if tokens:  # FAITHFUL: a line without tokens neither adds a segment nor starts a document
             yield tokens
 
 

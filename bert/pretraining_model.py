@@ -1,5 +1,5 @@
 """The pretraining model of Google BERT's `run_pretraining.py`: the masked-LM and
-next-sentence heads, their losses, and `model_fn` (spec bert_model.md section 3).
+next-sentence heads, their losses, and `model_fn` (Google's functions and names).
 
 Also `replica_forward`: the same heads as additive pieces (loss numerators, label-weight
 sums, correct counts) so that a global batch split over replicas gives exactly the
@@ -60,7 +60,7 @@ def get_masked_lm_output(bert_config: modeling.BertConfig, input_tensor: tf.Tens
         # Padding predictions have weight 0; they do not count.
         per_example_loss = -tf.reduce_sum(log_probs * one_hot_labels, axis=[-1])
         numerator = tf.reduce_sum(label_weights * per_example_loss)
-        denominator = tf.reduce_sum(label_weights) + 1e-5
+        denominator = tf.reduce_sum(label_weights) + 1e-5  # FAITHFUL: Google's 1e-5
         loss = numerator / denominator
     return loss, per_example_loss, log_probs
 

@@ -55,7 +55,8 @@ def instances_from_documents(all_documents, tokenizer, max_seq_length, dupe_fact
                              short_seq_prob, masked_lm_prob, max_predictions_per_seq, rng,
                              do_whole_word_mask: bool = False) -> list[TrainingInstance]:
     """The part of `create_training_instances` after reading (shuffles `all_documents`)."""
-    rng.shuffle(all_documents)
+    rng.shuffle(all_documents)  # FAITHFUL: the first draw of the one rng (seeded once)
+    # FAITHFUL: replacement words in first-occurrence order (ids are last-id-wins: load_vocab)
     vocab_words = list(tokenizer.vocab.keys())
     instances = []
     for _ in range(dupe_factor):
@@ -109,7 +110,7 @@ def create_instances_from_document(all_documents, document_index, max_seq_length
                         tokens_b.extend(random_document[j])
                         if len(tokens_b) >= target_b_length:
                             break
-                    # The unused segments go back for the next chunk.
+                    # FAITHFUL: the unused segments go back for the next chunk.
                     i -= len(current_chunk) - a_end
                 else:
                     is_random_next = False
@@ -164,6 +165,7 @@ def create_masked_lm_predictions(tokens, masked_lm_prob, max_predictions_per_seq
             continue
         for index in index_set:
             covered_indexes.add(index)
+            # FAITHFUL: 80/10/10 with TWO draws (0.8, then 0.5); one draw would shift the rest
             if rng.random() < 0.8:
                 masked_token = "[MASK]"
             elif rng.random() < 0.5:
@@ -182,6 +184,7 @@ def truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng) -> None:
     while True:
         if len(tokens_a) + len(tokens_b) <= max_num_tokens:
             break
+        # FAITHFUL: the longer side loses a token, B when the two are equal
         trunc_tokens = tokens_a if len(tokens_a) > len(tokens_b) else tokens_b
         assert len(trunc_tokens) >= 1
         # Randomly from the front or the back, to add more randomness and avoid biases.
@@ -233,7 +236,7 @@ def write_instance_to_example_files(instances, tokenizer, max_seq_length,
                                          max_predictions_per_seq)
             data = serialize_example(features, feature_order)
             try:
-                writers[inst_index % len(writers)].write(data)
+                writers[inst_index % len(writers)].write(data)  # FAITHFUL: instance k -> file k mod n
             except tf.errors.OpError as exc:  # the writer's I/O error: "PATH; File too large"
                 raise OSError(exc.message.rsplit("; ", 1)[-1]) from None
             if log_examples and inst_index < 20:

@@ -2,10 +2,10 @@
 
 `tf.estimator` is gone, so training is a plain `tf.compat.v1.Session` loop with a
 `Saver` (bert.train_loop); everything a user sees of the original is kept: the flags
-(spec bert_model.md section 5; TPU flags accepted and ignored), the heads and losses
+(Google's run_pretraining.py flags and defaults; TPU flags accepted and ignored), the heads and losses
 (bert.pretraining_model), the optimizer (bert.optimization), checkpoints
 `output_dir/model.ckpt-STEP` + `checkpoint` loadable by Google's code, `eval_results.txt`,
-and `--iterations_per_loop` steps per session call. Added: automatic resume (newest
+and up to `--iterations_per_loop` steps per session call. Added: automatic resume (newest
 readable checkpoint in output_dir: weights, slots, step, and the input position),
 `--keep_checkpoint_max`, progress lines, TensorBoard scalars, `training_config.json`,
 `--use_xla`, `--use_amp`, several devices and machines (`--num_devices`,

@@ -12,10 +12,11 @@ import os
 import struct
 from typing import Iterator, Sequence
 
+# DEVIATION: features written in Google's insertion order (its bytes had protobuf map order)
 # Feature order inside each serialised tf.train.Example: Google inserts them in this order.
-# FAITHFUL: the original's bytes put these map entries in protobuf's hash-map order, which
-# differs between runs of the original itself (the two golden files disagree), so only
-# the parsed records are reproducible; `feature_order` lets tests reproduce golden bytes.
+# The original's bytes put these map entries in protobuf's hash-map order, which differs
+# between runs of the original itself (the two golden files disagree), so only the parsed
+# records are reproducible; `feature_order` lets tests reproduce either golden byte stream.
 FEATURES = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions",
             "masked_lm_ids", "masked_lm_weights", "next_sentence_labels")
 

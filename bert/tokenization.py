@@ -44,10 +44,12 @@ def validate_case_matches_checkpoint(do_lower_case: bool, init_checkpoint: str |
 
 
 def convert_to_unicode(text: str | bytes) -> str:
-    """`str` as is; `bytes` decoded as UTF-8 ignoring errors (spec 2, step 1)."""
+    """`str` as is; `bytes` decoded as UTF-8 ignoring errors (Google's Python 3 branch,
+    the first step of BasicTokenizer.tokenize)."""
     if isinstance(text, str):
         return text
     if isinstance(text, bytes):
+        # FAITHFUL: bytes decoded ignoring errors (input files: DEVIATION in pretraining_io)
         return text.decode("utf-8", "ignore")
     raise ValueError("Unsupported string type: %s" % (type(text)))
 
@@ -58,12 +60,15 @@ def printable_text(text: str | bytes) -> str:
 
 
 def load_vocab(vocab_file: str) -> "collections.OrderedDict[str, int]":
-    """token -> id (0-based line number); a repeated token keeps its LAST id (spec 1)."""
+    """token -> id (0-based line number of the `strip()`-ed line); a repeated token keeps
+    its LAST id, as Google's OrderedDict did. Its key order stays that of FIRST occurrence,
+    which is the list random replacement draws from (`vocab_words` in
+    bert.pretraining_reference and bert.create_pretraining_data)."""
     vocab: collections.OrderedDict[str, int] = collections.OrderedDict()
     with open(vocab_file, "r", encoding="utf-8", newline="\n") as reader:
         # Google reads with readline(): lines end at "\n" only, never at a lone "\r".
         for index, line in enumerate(reader):
-            vocab[line.strip()] = index
+            vocab[line.strip()] = index  # FAITHFUL: last id wins, keys keep first-occurrence order
     return vocab
 
 
@@ -168,7 +173,9 @@ class BasicTokenizer:
         self.do_lower_case = do_lower_case
 
     def tokenize(self, text: str | bytes) -> list[str]:
-        """Tokenizes a piece of text (spec 2, steps 1-7)."""
+        """Tokenizes a piece of text, Google's steps in order: decode, clean, space out CJK
+        ideographs, split on whitespace, lower-case and strip accents (uncased only),
+        split at punctuation, re-split on whitespace."""
         text = convert_to_unicode(text)
         text = self._clean_text(text)
         # Added by Google in Nov 2018 for the multilingual and Chinese models; it also
@@ -177,7 +184,7 @@ class BasicTokenizer:
         orig_tokens = whitespace_tokenize(text)
         split_tokens = []
         for token in orig_tokens:
-            if self.do_lower_case:
+            if self.do_lower_case:  # FAITHFUL: cased skips lower-casing AND accent stripping
                 token = token.lower()
                 token = self._run_strip_accents(token)
             split_tokens.extend(self._run_split_on_punc(token))
@@ -218,7 +225,8 @@ class BasicTokenizer:
         return "".join(output)
 
     def _is_chinese_char(self, cp: int) -> bool:
-        """Whether `cp` is in a CJK Unified Ideographs block (not Hangul/kana: spec 2.3)."""
+        """Whether `cp` is in a CJK Unified Ideographs block (Google's ranges; Hangul and
+        kana are not included)."""
         return ((0x4E00 <= cp <= 0x9FFF) or (0x3400 <= cp <= 0x4DBF)
                 or (0x20000 <= cp <= 0x2A6DF) or (0x2A700 <= cp <= 0x2B73F)
                 or (0x2B740 <= cp <= 0x2B81F) or (0x2B820 <= cp <= 0x2CEAF)
@@ -229,6 +237,7 @@ class BasicTokenizer:
         output = []
         for char in text:
             cp = ord(char)
+            # FAITHFUL: NUL, U+FFFD, Cc/Cf (but \t\n\r) dropped; Zs and \t\n\r become " "
             if cp == 0 or cp == 0xFFFD or _is_control(char):
                 continue
             output.append(" " if _is_whitespace(char) else char)
@@ -241,6 +250,7 @@ class WordpieceTokenizer:
     def __init__(self, vocab, unk_token: str = "[UNK]", max_input_chars_per_word: int = 200) -> None:
         self.vocab = vocab
         self.unk_token = unk_token
+        # FAITHFUL: Google's default of 200 characters per word (other libraries use 100)
         self.max_input_chars_per_word = max_input_chars_per_word
 
     def tokenize(self, text: str | bytes) -> list[str]:

@@ -119,8 +119,8 @@ def build_graph(opts, bert_config, input_files: list[str], latest: str | None,
     per_process = opts.train_batch_size // layout.num_workers
     with graph.as_default(), tf.device(layout.host_device):
         tf1.set_random_seed(opts.seed)
-        # On resume, skip the batches already trained on so that the data order is the
-        # one an uninterrupted run would have had (the Estimator restarted it instead).
+        # DEVIATION: resume skips the batches already trained (the Estimator restarted input)
+        # so that the data order is the one an uninterrupted run would have had.
         rows = None if not layout.multi_worker else (layout.task_index * per_process,
                                                      per_process)
         dataset = input_fn_builder(input_files, opts.max_seq_length,
@@ -128,7 +128,7 @@ def build_graph(opts, bert_config, input_files: list[str], latest: str | None,
                                    seed=opts.seed, skip_batches=start_step, rows=rows)(
             {"batch_size": opts.train_batch_size})
         iterator = tf1.data.make_one_shot_iterator(dataset)
-        init = None if latest else opts.init_checkpoint
+        init = None if latest else opts.init_checkpoint  # FAITHFUL: a checkpoint in output_dir wins
         step_op, step_metrics = _build_step(opts, bert_config, iterator, layout, coll, init)
         loop_steps = tf1.placeholder(tf.int32, [], name="loop_steps")
         loop_outputs = None  # never used with one step per call: not built (faster start)

@@ -1,7 +1,7 @@
 """Readers for MIMIC clinical notes: MIMIC-III NOTEEVENTS and MIMIC-IV-Note CSVs.
 
 The original recipe read MIMIC-III `NOTEEVENTS.csv` and used only CATEGORY and TEXT
-(spec clinical_text.md section 1). `iter_notes` streams any of the supported layouts as
+and filtered nothing else (ISERROR rows and addenda stayed in). `iter_notes` streams any of the supported layouts as
 `Note` records in file order, so a 4 GB file never sits in memory:
 
   * MIMIC-III v1.4 `NOTEEVENTS.csv(.gz)`, upper-case (PhysioNet) or lower-case (Postgres
@@ -43,8 +43,8 @@ from typing import Callable, Iterator
 
 from utils.cli import UserError, run_main
 
-# MIMIC-III categories by note count (spec section 1), exactly as in the raw file:
-# three carry a trailing space.
+# MIMIC-III v1.4 categories by note count, exactly as in the raw file:
+# FAITHFUL: three carry a trailing space (kept; corpus_selector compares stripped names).
 KNOWN_CATEGORIES: tuple[str, ...] = (
     "Nursing/other", "Radiology", "Nursing", "ECG", "Physician ", "Discharge summary",
     "Echo", "Respiratory ", "Nutrition", "General", "Rehab Services", "Social Work",
@@ -102,6 +102,7 @@ def _decode(field: str) -> tuple[str, int]:
     """
     if field.isascii():
         return field, 0
+    # DEVIATION: invalid UTF-8 -> U+FFFD, counted, never fatal (MIMIC's export is valid UTF-8)
     raw = field.encode("latin-1")
     text = raw.decode("utf-8", "replace")
     return text, text.count("\ufffd") - field.count(_REPLACEMENT_UTF8)
@@ -222,6 +223,8 @@ def _rows(path: Path, stream: io.TextIOBase, reader, layout: _Layout) -> Iterato
                     category = _decode(category)[0]
                 if mimic4:
                     category = MIMIC4_NOTE_TYPES.get(category, category)
+                # FAITHFUL: every row is yielded, ISERROR rows and addenda included (the
+                # original filtered on CATEGORY only); dropping ISERROR is opt-in downstream.
                 yield Note(
                     row_id=row[layout.row_id] if layout.row_id >= 0 else str(start),
                     category=category,
@@ -247,7 +250,7 @@ def _normalise(category: str) -> str:
 
 
 def corpus_selector(corpus: str) -> Callable[[str], bool]:
-    """Category predicate for a corpus spec, as in the original recipe's two corpora:
+    """Category predicate for a --corpus selection, as in the original recipe's two corpora:
     "all" (every note), "discharge" ("Discharge summary" only), or an explicit comma
     list "Cat A,Cat B". Names are compared after strip + casefold, so "Physician" selects
     the raw "Physician " category."""

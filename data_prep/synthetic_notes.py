@@ -8,9 +8,9 @@ What it imitates, because the downstream stages are sensitive to it:
 
   * the MIMIC-III v1.4 NOTEEVENTS layout: all 11 columns, quoted header, string columns
     always quoted, numbers/dates bare, TEXT with embedded newlines and `""` quotes;
-  * the 15 categories in MIMIC-III proportions (spec clinical_text.md section 1), raw
+  * the 15 categories in MIMIC-III v1.4 proportions (data_prep.notes.KNOWN_CATEGORIES), raw
     names with their trailing spaces, every category present whenever N >= 15;
-  * layouts the section splitter keys on (spec section 2): the discharge summary
+  * layouts the section splitter keys on (section_split.sections): the discharge summary
     `Admission Date: ... Discharge Date: ...` and `Date of Birth: ... Sex: ...` lines,
     title-case headers, numbered medication lists with Disp/Refills lines, `[**...**]`
     placeholders, `___` / `---` separator runs, radiology FINAL REPORT blocks, nursing

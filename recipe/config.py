@@ -21,6 +21,7 @@ from utils.cli import UserError, os_error_message
 REPO = Path(__file__).resolve().parents[1]
 
 # The published clinical recipe (Alsentzer et al. 2019, the Bio_ClinicalBERT scripts).
+# DEVIATION: max_predictions_per_seq is 20 for TFRecords AND training (the original: 22 to training)
 # The original scripts passed max_predictions_per_seq=22 to run_pretraining but 20 to
 # create_pretraining_data; the records hold 20, so 20 it is (see README, known differences).
 PUBLISHED = dict(

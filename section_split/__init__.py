@@ -1,7 +1,7 @@
 """Clinical notes -> sections (original clinicalBERT rules) -> sentences (scispaCy).
 
-`split_sections` is the faithful port of the original heuristics (spec clinical_text.md
-section 2); `section_split.sentences` turns sections into the one-sentence-per-line text
+`split_sections` is the faithful port of the original heuristics (its steps are listed in
+`section_split.sections`); `section_split.sentences` turns sections into the one-sentence-per-line text
 that BERT's create_pretraining_data reads; `python -m section_split` runs both over a
 notes file, in parallel and resumably.
 """

@@ -1,11 +1,21 @@
 """Section splitting of one clinical note by the original clinicalBERT rules.
 
-A faithful port of `sent_tokenize_rules` (clinicalBERT `heuristic_tokenize.py`), spec
-clinical_text.md section 2. The rules chip structure (headers, separators, enumerated
-lists, "Title: value" lines) off a note until mostly prose is left; spaCy then finds
-sentences inside each segment.
+A faithful port of `sent_tokenize_rules` (clinicalBERT `heuristic_tokenize.py`). The
+rules chip structure (headers, separators, enumerated lists, "Title: value" lines) off a
+note until mostly prose is left; spaCy then finds sentences inside each segment. The
+steps, in the order `split_sections` runs them:
 
-Faithful mode keeps the original's two known bugs (spec 2, steps 5 and 7) and raises
+1. dash/underscore runs become separator blocks, blank-line runs collapse, the note is
+   cut into blocks at blank lines;
+2. the one-line `Admission Date: ... Discharge Date: ...` and `Date of Birth: ... Sex:
+   ...` headers of the first blocks become four segments each (`_split_headers`);
+3. titles (`is_title`) found at line starts split each block (`_split_headers`);
+4. the separator markers become segments of their own (`_split_marker`);
+5. numbered lists become one segment per item (`_split_enumerations`; known bug 1);
+6. a line `Title: value` starts a new segment (`_split_inline_titles`);
+7. a one-line answer is glued to the title before it (`_join_one_liners`; known bug 2).
+
+Faithful mode keeps the original's two known bugs (steps 5 and 7) and raises
 `SectionSplitError` wherever the original raised (the original caller then dropped the
 whole note). `fix_known_bugs=True` fixes exactly those two bugs and nothing else.
 """
@@ -25,7 +35,8 @@ class SectionSplitError(UserError, ValueError):
 _DASHES = re.compile(r"---+")
 _UNDERSCORES = re.compile(r"___+")
 _BLANK_LINES = re.compile(r"\n\n+")
-# `.` does not cross a newline: only the first line of the first block can match (spec 2.2).
+# `.` does not cross a newline: only the first line of the first block can match (step 2;
+# the rest of that block after its first line is lost, as in the original).
 _ADMISSION = re.compile(r"(Admission Date:) (.*) (Discharge Date:) (.*)")
 _BIRTH = re.compile(r"(Date of Birth:) (.*) (Sex:) (.*)")
 _HEADER = re.compile(r"\n([A-Z][^\n:]+:)")
@@ -43,7 +54,7 @@ def is_title(text: str) -> bool:
     for word in text.split():
         if word not in _STOPWORDS and not word[0].isupper():
             return False
-    return text != "Disp"  # a common non-title at the start of a line (original comment)
+    return text != "Disp"  # FAITHFUL: the original's exception, a common non-title line start
 
 
 def is_inline_title(line: str) -> bool:
@@ -53,14 +64,14 @@ def is_inline_title(line: str) -> bool:
 
 
 def _split_headers(segments: list[str]) -> list[str]:
-    """Spec 2.2-2.3: the two one-line header blocks, then titles found in each block."""
+    """Steps 2-3: the two one-line header blocks, then titles found in each block."""
     out: list[str] = []
     m = _ADMISSION.match(segments[0])
     if m:
         out += [g.strip() for g in m.groups()]
         segments = segments[1:]
-    # The original indexes segments[0] unconditionally: a note that was only the
-    # admission line raises IndexError there (spec 2.2) -- faithfully an error.
+    # FAITHFUL: the original indexes segments[0] unconditionally: a note that was only
+    # the admission line raised IndexError there, so it is an error (the note is dropped).
     if not segments:
         raise SectionSplitError("note is a single 'Admission Date: ... Discharge Date:' line")
     m = _BIRTH.match(segments[0])
@@ -90,7 +101,7 @@ def _split_headers(segments: list[str]) -> list[str]:
 
 
 def _split_marker(segments: list[str], marker: str) -> list[str]:
-    """Spec 2.4: split on `\\n<marker>\\n`, keeping the marker as its own segment."""
+    """Step 4: split on `\\n<marker>\\n`, keeping the marker as its own segment."""
     sep = "\n" + marker + "\n"
     out: list[str] = []
     for segment in segments:
@@ -106,8 +117,8 @@ def _split_marker(segments: list[str], marker: str) -> list[str]:
 
 
 def _split_enumerations(segments: list[str], fix_known_bugs: bool) -> list[str]:
-    """Spec 2.5: one segment per item of a numbered list `1. ... 2. ...`."""
-    # Known bug 1: the original's `'\n\s*%d.' % n` leaves the dot unescaped, so e.g.
+    """Step 5: one segment per item of a numbered list `1. ... 2. ...`."""
+    # FAITHFUL: known bug 1: the original's `'\n\s*%d.' % n` leaves the dot unescaped, so e.g.
     # `\n1` followed by any character counts as item 1 and `n` can overshoot.
     item = r"\n\s*%d\." if fix_known_bugs else r"\n\s*%d."
     out: list[str] = []
@@ -128,7 +139,7 @@ def _split_enumerations(segments: list[str], fix_known_bugs: bool) -> list[str]:
             m = _ENUM.search(segment)
             if m is None:
                 # The count overshot the real items: the original's
-                # `re.search(...).groups()` raised AttributeError (spec 2.5).
+                # `re.search(...).groups()` raised AttributeError (the note is dropped).
                 raise SectionSplitError("enumerated list count overshoots its items")
             prefix = segment[:m.start()].strip()
             segment = segment[m.start():].strip()
@@ -140,7 +151,7 @@ def _split_enumerations(segments: list[str], fix_known_bugs: bool) -> list[str]:
 
 
 def _split_inline_titles(segments: list[str]) -> list[str]:
-    """Spec 2.6: a line `Title: value` starts a new segment."""
+    """Step 6: a line `Title: value` starts a new segment."""
     out: list[str] = []
     for segment in segments:
         lines = segment.split("\n")
@@ -155,7 +166,7 @@ def _split_inline_titles(segments: list[str]) -> list[str]:
 
 
 def _join_one_liners(segments: list[str], fix_known_bugs: bool, dropped: list[str] | None = None) -> list[str]:
-    """Spec 2.7: glue a one-line answer to its title (`A A' B B'` -> `AA' BB'`).
+    """Step 7: glue a one-line answer to its title (`A A' B B'` -> `AA' BB'`).
     Segments that known bug 2 drops are appended to `dropped` when given."""
     out: list[str] = []
     last = len(segments) - 1

@@ -1,6 +1,6 @@
 """Sentences of a note's sections, written as the original clinicalBERT recipe wrote them.
 
-Spec clinical_text.md section 3. The original ran scispaCy `en_core_sci_md` (parser-based
+The original ran scispaCy `en_core_sci_md` (parser-based
 sentence boundaries, tagger and NER disabled) once per section, with a component before
 the parser forcing some sentence starts, then merged each `[**...**]` de-identification
 placeholder into one token. Two pipelines are offered:
@@ -45,7 +45,8 @@ MODEL_FREE_SPLITTER = ("model-free: scispaCy combined_rule_tokenizer + scispaCy 
 # Far above any note; spaCy's 1,000,000-character default guards parser memory only,
 # and a big note is processed whole, never truncated.
 _MAX_LENGTH = 2_000_000_000
-# The original's pattern, kept as the specification of placeholder_spans (tests compare).
+# FAITHFUL: the original's greedy placeholder pattern (can span several placeholders);
+# kept as the definition placeholder_spans reproduces in linear time (tests compare).
 _DEID = re.compile(r"\[\*\*.{0,15}.*?\*\*\]", re.IGNORECASE)
 _ABBREVIATION_IDS = np.array(sorted({hash_string(a) for a in ABBREVIATIONS}), dtype=np.uint64)
 _DOT, _DASH = hash_string("."), hash_string("-")
@@ -90,6 +91,7 @@ def forced_sentence_starts(doc: Doc) -> Doc:
     the last two, and only ever sets starts (never clears one)."""
     if len(doc) < 3:
         return doc
+    # FAITHFUL: the original's loop bound: token i in 0..n-3, the last two never looked at
     orth = doc.to_array(ORTH)
     nxt = orth[1:-1]
     cur = orth[:-2]
@@ -221,6 +223,7 @@ def build_pipeline(spacy_model: str | None = None) -> tuple[Language, str]:
     placeholder merge; the forced starts come AFTER pysbd here because scispaCy's
     sentencizer sets the start flag of every token and would erase them otherwise.
     """
+    # DEVIATION: spaCy 3 (not 2), and model-free without en_core_sci_md (not on the index)
     if spacy_model:
         try:
             nlp = spacy.load(spacy_model, exclude=["tagger", "attribute_ruler", "lemmatizer", "ner"])
@@ -255,7 +258,7 @@ def build_pipeline(spacy_model: str | None = None) -> tuple[Language, str]:
 def note_text(docs: Iterable[Doc]) -> tuple[str, int, int]:
     """(text to write, sentences, words) for one note from its processed sections.
 
-    Spec 3: `\\n` inside a sentence becomes a space, nothing else is changed; empty
+    As the original: `\\n` inside a sentence becomes a space, nothing else is changed; empty
     sentences are skipped (the original's extra `strip() != "\\n"` test is always true),
     whitespace-only ones are kept. Words are whitespace-separated words written.
     """
@@ -264,7 +267,7 @@ def note_text(docs: Iterable[Doc]) -> tuple[str, int, int]:
     for doc in docs:
         for sent in doc.sents:
             text = sent.text
-            if text:
+            if text:  # FAITHFUL: no strip; whitespace-only sentences kept (a BERT document break)
                 lines.append(text.replace("\n", " "))
                 words += len(text.split())
     if not lines:

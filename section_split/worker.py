@@ -171,6 +171,7 @@ def normalise_text(text: str) -> tuple[str, bool, int]:
     DEVIATION: the original sectioned the text as read; on its LF input this changes
     nothing, and on CRLF input the rules would otherwise see no blank lines at all.
     """
+    # DEVIATION: CRLF -> LF and NUL removed before sectioning (counted in the manifest)
     crlf = "\r\n" in text
     if crlf:
         text = text.replace("\r\n", "\n")

@@ -142,7 +142,7 @@ def test_native_equals_reference(mixed_inputs, cased_vocab, uncased_vocab, tmp_p
 @native_only
 def test_native_equals_reference_with_duplicate_vocab_tokens(mixed_inputs, cased_vocab, tmp_path):
     """Random replacements draw from the distinct tokens (first-occurrence order) and map
-    to the LAST id of a repeated token (spec 1): both paths must agree on that."""
+    to the LAST id of a repeated token (tokenization.load_vocab): both paths must agree."""
     lines = cased_vocab.read_text("utf-8").split("\n")[:6000]
     v = tmp_path / "dup_vocab.txt"
     v.write_text("\n".join(lines + ["the", "##s", "[MASK]", "patient", "##ing"] + lines[1000:1200]), "utf-8")

@@ -1,5 +1,5 @@
 """optimization: LR schedule and AdamWeightDecay against an independent numpy reference
-of spec bert_model.md section 4 (Google's formulas, op by op)."""
+of Google's optimization.py (its formulas, op by op)."""
 from __future__ import annotations
 
 import numpy as np

@@ -68,7 +68,8 @@ def _variables(ckpt: str) -> dict:
 
 
 def _schedule(step: int, lr: float, total: int, warmup: int) -> float:
-    """Spec section 4, computed independently in Python."""
+    """Google's create_optimizer schedule (warm-up replacing a linear decay from step 0),
+    computed independently in Python."""
     return lr * step / warmup if step < warmup else lr * (1 - min(step, total) / total)
 
 

@@ -1,5 +1,6 @@
 """bert.tokenization against hand-derived token lists (real BERT vocabularies), an
-independent from-the-spec tokenizer on hostile Unicode, and its fast id path."""
+independent re-statement of Google's tokenizer rules (`spec_tokenize` below) on hostile
+Unicode, and its fast id path."""
 from __future__ import annotations
 
 import random
@@ -20,8 +21,8 @@ def uncased(uncased_vocab):
     return T.FullTokenizer(str(uncased_vocab), do_lower_case=True)
 
 
-# (text, cased tokens, uncased tokens) — derived by hand from spec section 2 and checked
-# against the vocab files (e.g. "##́" is in the cased vocab, "Ⅻ" in neither).
+# (text, cased tokens, uncased tokens) — derived by hand from Google's BasicTokenizer and
+# WordpieceTokenizer rules and checked against the vocab files (e.g. "##́" is in the cased vocab, "Ⅻ" in neither).
 CASES = [
     ("Pt is a 83 yo F w/ h/o CHF.",
      ["P", "##t", "is", "a", "83", "yo", "F", "w", "/", "h", "/", "o", "CH", "##F", "."],
@@ -115,10 +116,12 @@ def test_validate_case_matches_checkpoint():
         T.validate_case_matches_checkpoint(True, "x/cased_L-12_H-768_A-12/bert_model.ckpt")
 
 
-# ------------------------------------------------- independent tokenizer from the spec
+# ------------------------------------- independent tokenizer from Google's rules, restated
 
 def spec_tokenize(text: str, vocab: dict, lower: bool) -> list[str]:
-    """Spec section 2 written out plainly, independently of bert.tokenization."""
+    """Google's tokenization rules (tokenization.py, Python 3 branch) written out plainly,
+    independently of bert.tokenization: clean, CJK spacing, whitespace split, lower-case
+    and strip accents when uncased, punctuation split, WordPiece with the 200-char limit."""
     cjk = [(0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
            (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F)]
     s = ""

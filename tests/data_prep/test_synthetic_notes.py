@@ -10,7 +10,7 @@ import pytest
 from data_prep.notes import KNOWN_CATEGORIES, iter_notes
 from data_prep.synthetic_notes import CATEGORY_COUNTS, main, write_synthetic_notes
 
-# spec clinical_text.md section 2 step 2: the discharge summary's first two header lines
+# section_split.sections step 2: the discharge summary's first two header lines
 ADMISSION = re.compile(r"Admission Date: (.*) Discharge Date: (.*)")
 BIRTH = re.compile(r"Date of Birth: (.*) Sex: (.*)")
 

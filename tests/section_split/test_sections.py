@@ -1,4 +1,5 @@
-"""section_split.split_sections against the original's outputs and the spec (clinical_text.md 2)."""
+"""section_split.split_sections against the original's outputs and its rules (the numbered
+steps in section_split/sections.py's docstring)."""
 from __future__ import annotations
 
 import csv
@@ -62,7 +63,7 @@ DISCHARGE = ("Admission Date:  [**2151-7-16**]       Discharge Date:   [**2151-8
 
 def test_discharge_summary_layout():
     # Header lines split into title/value pairs which step 7 glues back ("Sex:" + "F");
-    # "Service: X" after the admission line is lost (rest of that block, spec 2.2);
+    # "Service: X" after the admission line is lost (rest of that block, step 2);
     # "___" becomes the "_____" marker; under "Discharge Medications:" the list item
     # "1. Aspirin ..." is a one-liner between a title and a non-title: dropped (bug 2).
     assert split_sections(DISCHARGE) == [
@@ -103,7 +104,7 @@ def test_fix_escapes_the_enumeration_dot():
 
 def test_enumeration_without_item_one_keeps_the_added_newline():
     # The number found is 0 and "\n0." exists but "\n1." does not: n = 0 < 1, so the
-    # segment is kept with the "\n" the original prepended (spec 2.5).
+    # segment is kept with the "\n" the original prepended (step 5).
     assert split_sections("Counts\n0. none") == ["\nCounts\n0. none"]
 
 
@@ -115,7 +116,7 @@ def test_admission_line_alone_raises():
 
 def test_separators_and_inline_titles():
     # 3+ dashes become a "-----" marker segment; "Name: value" lines start segments;
-    # a whitespace-only block becomes "" (length checked before the strip, spec 2.3).
+    # a whitespace-only block becomes "" (length checked before the strip, step 3).
     assert split_sections("Some text\n------\nmore text\nBP: 120/80\nHR: 70") == [
         "Some text", "-----", "more text", "BP: 120/80", "HR: 70"]
     assert split_sections("a\n\n  \n\nb") == ["a", "", "b"]

@@ -1,4 +1,5 @@
-"""section_split.sentences: pipeline components and output line rules (spec clinical_text.md 3)."""
+"""section_split.sentences: pipeline components and output line rules (the original's,
+as section_split/sentences.py's docstring states them)."""
 from __future__ import annotations
 
 import json
