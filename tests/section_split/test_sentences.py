@@ -117,7 +117,11 @@ def test_model_branch_with_a_tiny_parser(tmp_path):
     doc = nlp("He is fine - the end . Seen at [**Name - Doe**] today .")
     assert "[**Name - Doe**]" in [t.text for t in doc]
     assert [t.is_sent_start for t in doc if t.text in ("the", "Seen")] == [True, True]  # forced
-    assert "".join(s.text_with_ws for s in doc.sents) == doc.text
+    # The untrained parser puts boundaries where it likes, but never inside the placeholder
+    # (its inner "-" would be a forced start without the merge).
+    inside = range(doc.text.index("[**") + 1, doc.text.index("**]") + 3)
+    starts = [s.start_char for s in doc.sents]
+    assert starts[0] == 0 and len(starts) >= 3 and not any(c in inside for c in starts)
 
 
 def test_missing_model_is_a_clear_error():
