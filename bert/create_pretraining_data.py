@@ -45,6 +45,7 @@ from utils.atomic import atomic_paths
 from utils.cli import UsageError, absl_run
 from utils.executor import ExecutorSettings
 from utils.files import expand_input_files
+from utils.fingerprint import sha256_file
 from utils.progress import Progress
 
 try:
@@ -228,9 +229,9 @@ def main(argv: Sequence[str]) -> int:
     if FLAGS.output_file is not None:
         counts = _main_one_run(input_files, FLAGS.output_file, tokenizer, settings, options, executor)
     else:
-        from bert.pretraining_shards import _sha256, run_shards, shard_plan
+        from bert.pretraining_shards import run_shards, shard_plan
         check_output_folder(FLAGS.output_dir)
-        settings.update(vocab_sha256=_sha256(FLAGS.vocab_file), do_lower_case=FLAGS.do_lower_case)
+        settings.update(vocab_sha256=sha256_file(FLAGS.vocab_file), do_lower_case=FLAGS.do_lower_case)
         options.update(vocab_file=os.path.abspath(FLAGS.vocab_file))
         jobs = shard_plan(input_files, FLAGS.output_dir, settings, options, FLAGS.seed_per_shard)
         counts = run_shards(jobs, executor)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import concurrent.futures.process  # noqa: F401 (cf.process.BrokenProcessPool)
-import hashlib
 import json
 import logging
 import os
@@ -24,20 +23,13 @@ from typing import Sequence
 from bert.pretraining_io import InputError, load_tokenizer, output_errors
 from utils.atomic import remove_stale_temps, write_json_atomic
 from utils.cli import UserError
-from utils.executor import ExecutorSettings, work_executor
+from utils.executor import ExecutorSettings, work_executor, worker_died
+from utils.fingerprint import sha256_file
 from utils.progress import Progress
 
 log = logging.getLogger("create_pretraining_data")
 
 SIDECAR_VERSION = 1
-
-
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def shard_plan(input_files: Sequence[str], output_dir: str, settings: dict, options: dict,
@@ -81,12 +73,12 @@ def run_shard(job: dict) -> tuple[str, dict | None]:
     from bert.create_pretraining_data import run  # not at import: that module imports this one
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    size, sha = os.path.getsize(job["input"]), _sha256(job["input"])
+    size, sha = os.path.getsize(job["input"]), sha256_file(job["input"])
     if _sidecar_matches(job, size, sha):
         return job["output"], None
     s, o = dict(job["settings"]), dict(job["options"])
     vocab_file = o.pop("vocab_file")
-    if _sha256(vocab_file) != s.pop("vocab_sha256"):
+    if sha256_file(vocab_file) != s.pop("vocab_sha256"):
         raise InputError(f"{vocab_file}: vocab file changed during the run")
     tokenizer = load_tokenizer(vocab_file, s.pop("do_lower_case"))
     counts = run([job["input"]], [job["output"]], tokenizer, label=Path(job["input"]).name, **s, **o)
@@ -119,13 +111,13 @@ def _result(future: cf.Future, job: dict) -> tuple[str, dict | None]:
     OOM killer is the usual cause, not a bug."""
     try:
         return future.result()
-    except cf.process.BrokenProcessPool:
-        raise WorkerDiedError(f"{Path(job['output']).parent}: a worker process died while the "
-                              "shards ran (killed, or out of memory: each needs ~3 bytes per byte "
-                              "of its shard's text); rerun the same command to resume") from None
     except Exception as exc:
-        if type(exc).__name__ != "KilledWorker":  # distributed's, after its retries
+        if not worker_died(exc):
             raise
+        if isinstance(exc, cf.process.BrokenProcessPool):
+            raise WorkerDiedError(f"{Path(job['output']).parent}: a worker process died while the "
+                                  "shards ran (killed, or out of memory: each needs ~3 bytes per byte "
+                                  "of its shard's text); rerun the same command to resume") from None
         raise WorkerDiedError(f"{job['input']}: every Dask worker that ran this shard died "
                               "(out of memory? each needs ~3 bytes per byte of the shard's "
                               "text); rerun the same command to resume") from None

@@ -32,6 +32,7 @@ from downstream_tasks import tasks, training
 from downstream_tasks.training import Setting
 from utils.atomic import atomic_path, remove_stale_temps, write_json_atomic
 from utils.cli import UsageError, UserError, absl_run, os_error_message
+from utils.fingerprint import sha256_file
 
 _LRS, _BATCHES = (2e-5, 3e-5, 5e-5), (16, 32)
 PRESETS: dict[str, dict[str, list[Setting]]] = {
@@ -93,16 +94,12 @@ def fingerprint(folder: str | os.PathLike) -> dict[str, Any]:
     return {"sha256": digest.hexdigest(), "files": names}
 
 
-def file_fingerprint(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def run_config(task: str, name: str, data_files: dict[str, Path], model_dir: Path, preset: str,
                settings: list[Setting], max_steps: int | None) -> dict[str, Any]:
     """What decides the results of a run folder (a rerun must match it to resume)."""
     return {"task": task, "name": name,
             "model": {"path": str(model_dir), **fingerprint(model_dir)},
-            "data": {split: {"path": str(p), "sha256": file_fingerprint(p)} for split, p in data_files.items()},
+            "data": {split: {"path": str(p), "sha256": sha256_file(p)} for split, p in data_files.items()},
             "preset": preset, "grid": [s.__dict__ for s in settings], "max_steps": max_steps,
             "max_length": tasks.MAX_LENGTH, "do_lower_case": False,
             "warmup_fraction": training.WARMUP_FRACTION}

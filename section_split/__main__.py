@@ -32,7 +32,7 @@ from section_split.run import (LARGE_NOTE_BYTES, OutputFolderError, Run, Setting
 from section_split.worker import describe_pipeline, init_worker
 from utils.atomic import remove_stale_temps, write_json_atomic
 from utils.cli import UserError, run_main
-from utils.executor import ExecutorSettings, work_executor
+from utils.executor import ExecutorSettings, work_executor, worker_died
 
 __all__ = ["main", "parse_args", "run", "LARGE_NOTE_BYTES", "SettingsMismatch", "OutputFolderError"]
 
@@ -204,13 +204,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for note in itertools.chain([first] if first is not None else [], notes):
                 job.feed(note)
             job.finish()
-        except BrokenProcessPool:
-            job.abort()
-            raise WorkerDied(f"a worker process died (out of memory?) while processing {args.input}; "
-                             "finished shards are kept, rerun to resume") from None
         except BaseException as exc:
             job.abort()
-            if type(exc).__name__ == "KilledWorker":    # Dask gave up on a task after repeated worker deaths
+            if isinstance(exc, BrokenProcessPool):
+                raise WorkerDied(f"a worker process died (out of memory?) while processing {args.input}; "
+                                 "finished shards are kept, rerun to resume") from None
+            if worker_died(exc):    # Dask gave up on a task after repeated worker deaths
                 raise WorkerDied(f"Dask workers kept dying on one batch ({exc}); out of memory? "
                                  "finished shards are kept, rerun to resume") from None
             raise

@@ -12,6 +12,7 @@ dashboard to 127.0.0.1.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import concurrent.futures.process  # noqa: F401 (cf.process.BrokenProcessPool)
 import contextlib
 import multiprocessing
 from dataclasses import dataclass
@@ -67,6 +68,14 @@ class InlineExecutor(cf.Executor):
         except BaseException as exc:  # delivered through the future, as a pool would
             future.set_exception(exc)
         return future
+
+
+def worker_died(exc: BaseException) -> bool:
+    """True when `exc` means a worker process died under the work (killed, out of memory),
+    not that the work raised: the local pool breaks (BrokenProcessPool), Dask gives up on
+    a task after its retries (distributed's KilledWorker, matched by name so that Dask is
+    imported only when used)."""
+    return isinstance(exc, cf.process.BrokenProcessPool) or type(exc).__name__ == "KilledWorker"
 
 
 @contextlib.contextmanager
