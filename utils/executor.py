@@ -106,10 +106,16 @@ def work_executor(settings: ExecutorSettings, initializer: Callable[..., None] |
         yield pool
     except BaseException:
         # Do not wait for queued work on error or Ctrl-C: kill the workers now.
-        for proc in list(getattr(pool, "_processes", {}).values()):
+        manager = getattr(pool, "_executor_manager_thread", None)
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
             with contextlib.suppress(Exception):
                 proc.kill()
         pool.shutdown(wait=False, cancel_futures=True)
+        # Let the pool's manager thread finish closing its wake-up pipe before we go on:
+        # CPython 3.11's exit hook writes to that pipe without a lock and, racing with the
+        # close, prints an "OSError: Bad file descriptor" traceback after a Ctrl-C.
+        if manager is not None:
+            manager.join(timeout=30)
         raise
     else:
         pool.shutdown(wait=True)
