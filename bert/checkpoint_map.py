@@ -7,6 +7,10 @@ no `global_step`), dense kernels stored `[in, out]` as in TF. The mapping is tra
 own TF-checkpoint loader's (`bert/` -> `bert.`, `layer_N` -> `layer.N`, kernels transposed,
 `gamma`/`beta` -> `weight`/`bias`, the MLM decoder tied to the word embeddings; see
 `tf_to_hf_name`); nothing here needs TensorFlow graphs, `bert.modeling` or torch.
+
+Somewhat over the project's ~400-line guide: the name mapping, the expected shapes and
+the readers of both formats (checkpoints, configs, vocab, HF folders) validate against
+each other and every converter needs all of them; split, each part would import the rest.
 """
 from __future__ import annotations
 
@@ -250,6 +254,17 @@ def resolve_checkpoint(path: str | os.PathLike) -> str:
     if not Path(str(path) + ".index").is_file():
         raise CheckpointError(f"{path}: TF checkpoint not found ({path}.index does not exist)")
     return str(path)
+
+
+def read_tf_checkpoint_shapes(prefix: str) -> tuple[dict[str, list[int]], dict[str, Any]]:
+    """(variable -> shape, variable -> tf.DType) of every variable of a TF checkpoint, read
+    from its index alone: no tensor is loaded, so this is cheap on any model size."""
+    tf = import_tensorflow()
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        return reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
+    except Exception as e:  # TF raises several types for corrupt/absent files
+        raise CheckpointError(f"{prefix}: cannot read TF checkpoint: {str(e).splitlines()[0]}") from None
 
 
 def read_tf_checkpoint(prefix: str) -> dict[str, np.ndarray]:

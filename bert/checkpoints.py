@@ -18,7 +18,7 @@ import tensorflow as tf
 from absl import logging
 
 from bert import modeling
-from bert.checkpoint_map import CheckpointError, resolve_checkpoint
+from bert.checkpoint_map import CheckpointError, read_tf_checkpoint_shapes, resolve_checkpoint
 
 tf1 = tf.compat.v1
 
@@ -92,7 +92,7 @@ def resolve_init_checkpoint(path: str) -> str:
 
 def check_shapes(variables: list, checkpoint: str, what: str) -> dict:
     """{name: variable} of `variables` found in `checkpoint`; CheckpointError on a shape clash."""
-    ckpt_shapes = dict(tf.train.list_variables(checkpoint))
+    ckpt_shapes, _ = read_tf_checkpoint_shapes(checkpoint)
     found = {}
     for var in variables:
         name = var.op.name

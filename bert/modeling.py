@@ -10,6 +10,10 @@ One addition: `BertModel(..., compute_type=tf.float32)`. With `tf.bfloat16`/`tf.
 the encoder computes in that type from float32 master variables (a custom getter casts
 each weight on read); embeddings, LayerNorm, softmax and the pooler stay float32, so the
 checkpoint is unchanged.
+
+Longer than the project's ~400-line guide on purpose: it is one concept in Google's
+layout (config, model, the layer functions it uses), kept whole so that it can be read
+side by side with Google's module.
 """
 from __future__ import annotations
 

@@ -179,14 +179,12 @@ def validate_init(init: dict[str, Any]) -> dict[str, Any]:
 
 def checkpoint_shape_map(prefix: str, what: str) -> tuple[dict[str, list[int]], dict[str, Any]]:
     """(variable -> shape, variable -> dtype) of a TF checkpoint, read from its index."""
-    from utils.tf_quiet import import_tensorflow
-    tf = import_tensorflow()
+    from bert.checkpoint_map import CheckpointError, read_tf_checkpoint_shapes
 
     try:
-        reader = tf.train.load_checkpoint(prefix)
-        return reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
-    except Exception as exc:  # TF raises several types for a corrupt or absent file
-        raise RecipeError(f"{what}: cannot read the checkpoint {prefix}: {str(exc).splitlines()[0]}") from None
+        return read_tf_checkpoint_shapes(prefix)
+    except CheckpointError as exc:
+        raise RecipeError(f"{what}: {exc}") from None
 
 
 def check_checkpoint_shapes(prefix: str, config: dict[str, Any], what: str, require_bert: bool = True) -> None:

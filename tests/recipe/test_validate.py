@@ -183,7 +183,7 @@ def test_init_with_a_corrupt_or_truncated_checkpoint_is_refused(tmp_path, notes)
     assert "is truncated" in msg and "download the checkpoint again" in msg
     (init / "bert_model.ckpt.index").write_bytes(b"garbage" * 10)
     msg = refused(tmp_path, "--notes", str(notes), "--init", str(init), "--max_seq_length", "64")
-    assert "cannot read the checkpoint" in msg and "\n" not in msg
+    assert "cannot read TF checkpoint" in msg and "\n" not in msg
 
 
 def test_corrupt_init_from_the_command_line_is_one_line_no_traceback(tmp_path, notes):
