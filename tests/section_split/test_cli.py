@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import subprocess
@@ -191,7 +192,8 @@ def test_error_mid_file_leaves_no_partial_shard(notes_csv, tmp_path, capsys, mon
     assert len(list(out.glob("*.txt"))) >= 2
     for shard in out.glob("*.txt"):
         record = json.loads((out / (shard.name + ".done")).read_text())
-        assert record["bytes"] == shard.stat().st_size
+        assert record["outputs"] == [{"path": shard.name, "size": shard.stat().st_size,
+                                      "sha256": hashlib.sha256(shard.read_bytes()).hexdigest()}]
 
 
 def test_missing_spacy_model_through_the_cli(notes_csv, tmp_path, capsys):
