@@ -249,3 +249,35 @@ def test_a_full_disk_while_writing_bookkeeping_is_one_line(tmp_path, args, fake_
     monkeypatch.setattr(runner, "write_record", full)
     with pytest.raises(RecipeError, match=r"cannot write the marker of step notes: .*notes.json: No space left"):
         main(args)
+
+
+def test_a_run_folder_of_an_older_version_is_refused_untouched(tmp_path, args, fake_stages):
+    """config.json and step markers of the previous format (no version) are refused with
+    one line naming the file, before any step runs or any file of the folder changes."""
+    from utils.resume_record import OldRecordError
+
+    assert main(args) == 0
+    run_dir = tmp_path / "run"
+
+    def snapshot():
+        return {str(p.relative_to(run_dir)): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+
+    marker = run_dir / ".steps" / "sections.json"
+    record = json.loads(marker.read_text())
+    marker.write_text(json.dumps({"step": "sections", "inputs": record["inputs"], "settings": {},
+                                  "status": "done", "outputs": ["text/radiology-00000.txt"]}))
+    fake_stages.clear()
+    before = snapshot()
+    with pytest.raises(OldRecordError, match=r"^\S+/run/\.steps/sections\.json: written by an older version of "
+                                             r"this project \(unversioned format; this one reads format 2\); "
+                                             r"use a new --run_dir, or finish that run with the version"):
+        main(args)
+    assert fake_stages == [] and snapshot() == before
+
+    config = json.loads((run_dir / "config.json").read_text())
+    assert (config.pop("kind"), config.pop("version")) == ("recipe.config", 2)
+    (run_dir / "config.json").write_text(json.dumps(config))
+    before = snapshot()
+    with pytest.raises(OldRecordError, match=r"/run/config\.json: written by an older version of this project"):
+        main(args)
+    assert fake_stages == [] and snapshot() == before

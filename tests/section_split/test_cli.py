@@ -150,6 +150,27 @@ def test_resume_skips_finished_shards_and_refuses_other_settings(notes_csv, tmp_
     assert _shards(tmp_path) == first
 
 
+def test_an_output_dir_of_an_older_version_is_refused_untouched(notes_csv, tmp_path, capsys):
+    """Sidecars the previous format wrote (no version, settings + bytes at the top) are
+    refused with one line before any work; no file in the folder changes."""
+    notes, _ = notes_csv
+    assert _run(notes, tmp_path, "--shard_notes", "3") == 0
+    for done in tmp_path.glob("*.txt.done"):
+        record = json.loads(done.read_text())
+        output = record["outputs"][0]
+        done.write_text(json.dumps(dict(record["counts"], settings=record["settings"], shard=record["shard"],
+                                        bytes=output["size"], sha256=output["sha256"])))
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    capsys.readouterr()
+    assert _run(notes, tmp_path, "--shard_notes", "3") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert [line for line in err if "error" in line] == err[-1:]  # one line, no traceback
+    assert err[-1].startswith("section_split: error: ")
+    assert ".txt.done: written by an older version of this project (unversioned format; this one reads " \
+           "format 2); use another --output_dir" in err[-1]
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
 def test_bad_input_through_the_cli(tmp_path):
     missing = tmp_path / "nope.csv"
     out = tmp_path / "out"
