@@ -6,10 +6,11 @@ Each shard's records depend only on its input, the vocab and the settings (its s
 `random_seed`, or `random_seed + i` with --seed_per_shard), never on where or in which
 order it ran; results are consumed in submission order, so the log and the totals are
 the same too. The sidecar is a utils.resume_record record (settings, the input text's
-fingerprint, the output's size and sha256, the counts); a sidecar of an older format
-is refused before any shard runs. A shard's output appears atomically and its sidecar last, so a worker
-killed mid-shard (Dask reruns the task elsewhere) or a killed run (rerun the command)
-leaves at most a `.NAME.tmp-*` temp, which the next run of the stage removes.
+fingerprint, the output's size and sha256, the counts); one of an older format is
+refused before any shard runs. A shard's output appears atomically and its sidecar
+last, so a worker killed mid-shard (Dask reruns the task elsewhere) or a killed run
+(rerun the command) leaves at most a `.NAME.tmp-*` temp, which the next run of the
+stage removes.
 """
 from __future__ import annotations
 

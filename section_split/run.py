@@ -1,6 +1,6 @@
 """The main-process side of `python -m section_split`: notes in file order -> batches for
 the workers -> results written in the same order into atomically renamed shards, with
-every count kept (per shard sidecar, then the manifest).
+every count kept (per shard sidecar, a utils.resume_record record, then the manifest).
 
 Shards are byte-identical wherever the work runs: batches are submitted in file order
 and their results consumed in submission order.
@@ -311,7 +311,8 @@ def check_record(path: Path, record: dict[str, Any], settings: dict[str, Any], i
     if changed:
         name = changed[0]
         why = describe_input_change((record.get("inputs") or {}).get(name), inputs.get(name))
-        raise SettingsMismatch(f"{path}: made from another input ({name}: {why}); {_ADVICE}")
+        raise SettingsMismatch(f"{path}: made from another input ({name}: {why}); "
+                               "use another --output_dir, or the same input")
 
 
 def check_output_dir(out: Path, settings: dict[str, Any]) -> None:

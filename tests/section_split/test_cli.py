@@ -171,6 +171,24 @@ def test_an_output_dir_of_an_older_version_is_refused_untouched(notes_csv, tmp_p
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
+def test_an_input_with_other_content_is_refused_untouched(notes_csv, tmp_path, capsys):
+    """Same path, same size, other bytes: the finished shards came from another input."""
+    notes, _ = notes_csv
+    copy = tmp_path / "NOTEEVENTS.csv"
+    copy.write_bytes(notes.read_bytes())
+    out = tmp_path / "out"
+    assert _run(copy, out, "--shard_notes", "3") == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    copy.write_bytes(copy.read_bytes().replace(b"Report", b"Rep0rt", 1))
+    capsys.readouterr()
+    assert _run(copy, out, "--shard_notes", "3") == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"section_split: error: {out}/") and err.endswith(
+        f".txt.done: made from another input (notes: {copy}: content changed (same size, other sha256)); "
+        "use another --output_dir, or the same input")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 def test_bad_input_through_the_cli(tmp_path):
     missing = tmp_path / "nope.csv"
     out = tmp_path / "out"
