@@ -5,15 +5,17 @@ workers (utils.executor). A rerun skips shards whose sidecar matches.
 Each shard's records depend only on its input, the vocab and the settings (its seed is
 `random_seed`, or `random_seed + i` with --seed_per_shard), never on where or in which
 order it ran; results are consumed in submission order, so the log and the totals are
-the same too. A shard's output appears atomically and its sidecar last, so a worker
-killed mid-shard (Dask reruns the task elsewhere) or a killed run (rerun the command)
-leaves at most a `.NAME.tmp-*` temp, which the next run of the stage removes.
+the same too. The sidecar is a utils.resume_record record (settings, the input text's
+fingerprint, the output's size and sha256, the counts); one of an older format is
+refused before any shard runs. A shard's output appears atomically and its sidecar
+last, so a worker killed mid-shard (Dask reruns the task elsewhere) or a killed run
+(rerun the command) leaves at most a `.NAME.tmp-*` temp, which the next run of the
+stage removes.
 """
 from __future__ import annotations
 
 import concurrent.futures as cf
 import concurrent.futures.process  # noqa: F401 (cf.process.BrokenProcessPool)
-import json
 import logging
 import os
 import sys
@@ -21,15 +23,17 @@ from pathlib import Path
 from typing import Sequence
 
 from bert.pretraining_io import InputError, load_tokenizer, output_errors
-from utils.atomic import remove_stale_temps, write_json_atomic
+from utils.atomic import remove_stale_temps
 from utils.cli import UserError
 from utils.executor import ExecutorSettings, work_executor, worker_died
-from utils.fingerprint import sha256_file
+from utils.fingerprint import FileFacts, fingerprint_files, sha256_file
 from utils.progress import Progress
+from utils.resume_record import make_record, output_entry, read_record, unmet, write_record
 
 log = logging.getLogger("create_pretraining_data")
 
-SIDECAR_VERSION = 1
+RECORD_KIND = "create_pretraining_data.shard"
+_OLD_ADVICE = "use another --output_dir, or finish it with the version of this project that started it"
 
 
 def shard_plan(input_files: Sequence[str], output_dir: str, settings: dict, options: dict,
@@ -52,19 +56,24 @@ def shard_plan(input_files: Sequence[str], output_dir: str, settings: dict, opti
     return jobs
 
 
-def _sidecar_matches(job: dict, size: int, sha: str) -> bool:
-    """Whether the shard is done: its sidecar exists, parses, and names this input (size
-    and sha256), these settings and the output's current size."""
-    side = Path(job["output"] + ".json")
-    try:
-        meta = json.loads(side.read_text())
-    except (FileNotFoundError, ValueError):  # none yet, or damaged: the shard is (re)done
-        return False
-    out_size = os.path.getsize(job["output"]) if os.path.isfile(job["output"]) else -1
-    return (meta.get("version") == SIDECAR_VERSION and meta.get("output_size") == out_size
-            and meta.get("settings") == job["settings"]
-            and meta.get("input", {}).get("size") == size
-            and meta.get("input", {}).get("sha256") == sha)
+def sidecar_path(job: dict) -> Path:
+    """The shard's resume record: DIR/<stem>.tfrecord.json."""
+    return Path(job["output"] + ".json")
+
+
+def shard_inputs(job: dict, facts: FileFacts | None = None) -> dict:
+    """The shard's input text as resume-record inputs (fingerprint cached by size and mtime,
+    so a rerun does not hash every text shard again)."""
+    return {"text": fingerprint_files([job["input"]], facts)}
+
+
+def sidecar_matches(job: dict, inputs: dict) -> bool:
+    """Whether the shard is done by the one resume rule (utils.resume_record.unmet): its
+    record names these settings and this input's content, and the output has its recorded
+    size. Absent or damaged: redone; an older format: refused (OldRecordError)."""
+    record = read_record(sidecar_path(job), _OLD_ADVICE)
+    return unmet(record, kind=RECORD_KIND, settings=job["settings"], inputs=inputs,
+                 folder=Path(job["output"]).parent) is None
 
 
 def run_shard(job: dict) -> tuple[str, dict | None]:
@@ -73,8 +82,9 @@ def run_shard(job: dict) -> tuple[str, dict | None]:
     from bert.create_pretraining_data import run  # not at import: that module imports this one
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    size, sha = os.path.getsize(job["input"]), sha256_file(job["input"])
-    if _sidecar_matches(job, size, sha):
+    facts = FileFacts()
+    inputs = shard_inputs(job, facts)
+    if sidecar_matches(job, inputs):
         return job["output"], None
     s, o = dict(job["settings"]), dict(job["options"])
     vocab_file = o.pop("vocab_file")
@@ -84,10 +94,9 @@ def run_shard(job: dict) -> tuple[str, dict | None]:
     counts = run([job["input"]], [job["output"]], tokenizer, label=Path(job["input"]).name, **s, **o)
     # The sidecar is written last: its presence (with matching sizes) marks a finished shard.
     with output_errors(Path(job["output"]).parent):
-        write_json_atomic(job["output"] + ".json", {
-            "version": SIDECAR_VERSION, "settings": job["settings"],
-            "input": {"path": job["input"], "size": size, "sha256": sha},
-            "output_size": os.path.getsize(job["output"]), "counts": counts})
+        write_record(sidecar_path(job), make_record(
+            RECORD_KIND, settings=job["settings"], inputs=inputs,
+            outputs=[output_entry(job["output"], Path(job["output"]).parent, facts=facts)], counts=counts))
     return job["output"], counts
 
 
@@ -127,6 +136,8 @@ def run_shards(jobs: list[dict], executor: ExecutorSettings) -> dict[str, int]:
     """Run the shard jobs where `executor` says (this process, a local pool, Dask); the
     outputs and the returned totals do not depend on it."""
     total = {"shards": len(jobs), "skipped": 0, "documents": 0, "segments": 0, "instances": 0}
+    for job in jobs:  # an older format's sidecar is refused before any shard is written
+        read_record(sidecar_path(job), _OLD_ADVICE)
     folders = sorted({str(Path(j["output"]).parent) for j in jobs})
     for folder in folders:
         with output_errors(folder):

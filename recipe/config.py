@@ -320,31 +320,48 @@ def settings_of(cfg: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in cfg.items() if k not in RUNTIME_ONLY and k not in EXTENDABLE}
 
 
+CONFIG_KIND = "recipe.config"
+_HEADER = ("kind", "version")  # config.json = this header + the configuration's keys, flat
+OLD_RUN_ADVICE = "use a new --run_dir, or finish that run with the version of this project that started it"
+
+
 def read_config(run_dir: Path) -> dict[str, Any] | None:
-    """The run folder's config.json, or None when it has none."""
+    """The configuration in the run folder's config.json (without its header), or None when
+    it has none. config.json is the folder's settings lock: the effective configuration
+    with a utils.resume_record header (kind, format version) on top, flat so that people
+    and scripts read `config["num_train_steps"]`. One of an older format is refused with
+    one line (utils.resume_record.OldRecordError), before anything is written."""
+    from utils.resume_record import check_version
+
     path = run_dir / "config.json"
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise RecipeError(f"{path}: not valid JSON ({e}); delete the run folder or fix the file") from None
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: not a run configuration (not a JSON object); delete the run folder")
+    check_version(path, data, OLD_RUN_ADVICE)
+    if data.get("kind") != CONFIG_KIND:
+        raise RecipeError(f"{path}: not a run configuration (kind {data.get('kind')!r}); give a new --run_dir")
+    return {k: v for k, v in data.items() if k not in _HEADER}
 
 
 def check_same_settings(run_dir: Path, old: dict[str, Any], cfg: dict[str, Any]) -> None:
     """Outputs of different settings are never mixed: a changed setting is refused with the
-    list of differences (use a new --run_dir, or delete the old one)."""
-    before, now = settings_of(old), settings_of(cfg)
-    diffs = [f"{k}: {before.get(k)!r} -> {now.get(k)!r}"
-             for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)]
-    if diffs:
-        raise RecipeError(f"{run_dir} holds a run with other settings ({'; '.join(diffs)}); "
-                          "use a new --run_dir, or delete that folder to start over")
+    list of differences (utils.resume_record's one settings message)."""
+    from utils.resume_record import settings_mismatch
+
+    message = settings_mismatch(run_dir, settings_of(old), settings_of(cfg),
+                                "use a new --run_dir, or the same settings (or delete that folder to start over)")
+    if message:
+        raise RecipeError(message)
 
 
 def lock_run_dir(run_dir: Path, cfg: dict[str, Any]) -> None:
     """Write config.json, or check that an existing one has the same settings first."""
-    from utils.atomic import write_json_atomic
+    from utils.resume_record import RECORD_VERSION, write_record
 
     old = read_config(run_dir)
     if old is not None:
@@ -352,7 +369,7 @@ def lock_run_dir(run_dir: Path, cfg: dict[str, Any]) -> None:
         if old == cfg:
             return
     try:
-        write_json_atomic(run_dir / "config.json", cfg)
+        write_record(run_dir / "config.json", {"kind": CONFIG_KIND, "version": RECORD_VERSION, **cfg})
     except OSError as exc:  # a read-only or full run folder
         raise RecipeError(os_error_message(exc, "cannot write the run's config")) from None
 

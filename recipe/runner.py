@@ -1,10 +1,13 @@
 """Running the steps of a run folder: done-markers, input fingerprints, redoing what is stale.
 
-Each step leaves `<run_dir>/.steps/<step>.json`: "started" (with the fingerprints of the
-inputs it depends on) when it begins, "done" (plus its outputs) when it ends. A step is
-skipped only when its marker is done, its inputs have the same content as now, its
-recorded settings equal the current ones and its outputs still exist. Once a step runs,
-every step after it runs too (their outputs were made from the old ones).
+Each step leaves `<run_dir>/.steps/<step>.json`, a utils.resume_record record of kind
+`recipe.<step>`: "started" (with the fingerprints of the inputs it depends on) when it
+begins, "done" (plus its outputs' sizes and hashes and its counts) when it ends. A step
+is skipped only when its marker is "done" and meets the one resume rule
+(utils.resume_record.unmet): same settings, inputs with the same content as now, outputs
+present with their recorded sizes. A marker of an older format is refused (one line: use
+a new --run_dir). Once a step runs, every step after it runs too (their outputs were
+made from the old ones).
 
 If an input changed since a step ran (a new notes file at the same path, another
 checkpoint...), that step and every step after it are redone: their markers and partial
@@ -13,26 +16,27 @@ re-runs pretraining (which continues from its newest checkpoint) and what follow
 """
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-from recipe.config import STEP_NAMES, RecipeError
+from recipe.config import OLD_RUN_ADVICE, STEP_NAMES, RecipeError
 from recipe.steps import STEPS, Run, log
-from utils.atomic import write_json_atomic
 from utils.cli import UserError, os_error_message
-from utils.fingerprint import FileFacts, fingerprint_files, same_content
+from utils.fingerprint import FileFacts, fingerprint_files
 from utils.procs import StageInterrupted
+from utils.resume_record import (changed_inputs as changed_names, describe_input_change, make_record,
+                                 output_entry, read_record, unmet, write_record)
 
 # The inputs (outside the run folder) each step reads directly; a step also depends on
 # everything the steps before it depended on (see depends_on).
 STEP_INPUTS = {"sections": ("notes",), "vocab": ("vocab",), "tfrecords": ("init",), "pretrain": ("init",),
                "compare": ("reference",), "evaluate": ("eval_data",)}
 # Settings a step's marker records: a changed value redoes the step, keeping its work
-# (pretraining continues from its newest checkpoint).
+# (pretraining continues from its newest checkpoint). A plain lookup: it may later be fed
+# from a settings table.
 STEP_SETTINGS = {"pretrain": ("num_train_steps",), "evaluate": ("eval_preset", "eval_seeds", "eval_max_steps")}
 # Folders of a step's resumable partial work: removed when an input of the step changed.
 STEP_WORK = {"notes": "notes", "sections": "text", "vocab": "vocab", "tfrecords": "tfrecords",
@@ -104,77 +108,66 @@ def current_inputs(cfg: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     return inputs
 
 
-def describe_change(old: list[dict] | None, new: list[dict] | None) -> str:
-    """What differs between two fingerprint lists, for the log (paths and sizes only)."""
-    if not old:
-        return "not an input before"
-    if not new:
-        return "no longer given"
-    olds, news = {f["path"]: f for f in old}, {f["path"]: f for f in new}
-    for path in sorted(set(olds) | set(news)):
-        a, b = olds.get(path), news.get(path)
-        if a is None or b is None:
-            return f"{path} {'added' if a is None else 'gone'}"
-        if a["size"] != b["size"]:
-            return f"{path}: size {a['size']:,} -> {b['size']:,} bytes"
-        if a["sha256"] != b["sha256"]:
-            return f"{path}: content changed (same size, other sha256)"
-    return "changed"
-
-
 # ----------------------------------------------------------------------------- markers
+
+def marker_kind(step: str) -> str:
+    """The resume-record kind of a step's marker."""
+    return f"recipe.{step}"
+
 
 def write_marker(run: Run, step: str, record: dict[str, Any]) -> None:
     """A read-only or full run folder is one line naming the folder, not a traceback."""
     try:
-        write_json_atomic(run.marker(step), record)
+        write_record(run.marker(step), record)
     except OSError as exc:
         raise RecipeError(os_error_message(exc, f"cannot write the marker of step {step}")) from None
 
 
 def read_marker(run: Run, step: str) -> dict[str, Any] | None:
-    try:
-        record = json.loads(run.marker(step).read_text())
-        return record if isinstance(record, dict) else None
-    except (OSError, ValueError):
-        return None  # absent or damaged: the step is not done
+    """The step's marker; None when absent or damaged (the step is not done). A marker
+    of an older format is refused (utils.resume_record.OldRecordError, one line)."""
+    return read_record(run.marker(step), OLD_RUN_ADVICE)
 
 
 def _settings(run: Run, step: str) -> dict[str, Any]:
     return {k: run.cfg.get(k) for k in STEP_SETTINGS.get(step, ())}
 
 
+def step_inputs(step: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """The current fingerprints of the inputs `step` depends on (see depends_on)."""
+    return {n: inputs.get(n) for n in depends_on(step)}
+
+
 def _recorded_inputs(run: Run, step: str, inputs: dict[str, Any]) -> dict[str, Any]:
     """What the marker keeps: the current inputs; an optional one left out this time keeps
     the value of the previous marker (its results are still there)."""
     previous = (read_marker(run, step) or {}).get("inputs", {})
-    return {n: previous.get(n) if n in OPTIONAL_INPUTS and inputs.get(n) is None else inputs.get(n)
-            for n in depends_on(step)}
+    return {n: previous.get(n) if n in OPTIONAL_INPUTS and fp is None else fp
+            for n, fp in step_inputs(step, inputs).items()}
 
 
-def _output_path(run: Run, p: str) -> Path:
-    return run.dir / p if not Path(p).is_absolute() else Path(p)
-
-
-def _relative(run: Run, p: str) -> str:
+def _output_entries(run: Run, step: str, paths: list[str]) -> list[dict[str, Any]]:
+    """Each output's path (relative to the run folder), size and sha256 (from the
+    fingerprint cache when the stage already hashed it, e.g. the TFRecords)."""
+    facts = FileFacts()
     try:
-        return str(Path(p).relative_to(run.dir))
-    except ValueError:
-        return p
+        return [output_entry(p, run.dir, facts=facts) for p in paths]
+    except OSError as exc:
+        raise RecipeError(os_error_message(exc, f"cannot read an output of step {step}")) from None
 
 
 def changed_inputs(record: dict[str, Any], step: str, inputs: dict[str, Any]) -> list[str]:
-    recorded = record.get("inputs", {})
-    return [n for n in depends_on(step) if not same_content(recorded.get(n), inputs.get(n))
-            and not (n in OPTIONAL_INPUTS and inputs.get(n) is None)]
+    """Names of the inputs of `step` whose content changed since its marker was written."""
+    return changed_names(record.get("inputs", {}), step_inputs(step, inputs), OPTIONAL_INPUTS)
 
 
 def is_done(run: Run, step: str, inputs: dict[str, Any]) -> bool:
+    """The step's marker is "done" and meets the one resume rule (module docstring)."""
     record = read_marker(run, step)
-    return (record is not None and record.get("status", "done") == "done"
-            and not changed_inputs(record, step, inputs)
-            and record.get("settings", {}) == _settings(run, step)
-            and all(_output_path(run, p).exists() for p in record.get("outputs", [])))
+    return (record is not None and record.get("status") == "done"
+            and unmet(record, kind=marker_kind(step), settings=_settings(run, step),
+                      inputs=step_inputs(step, inputs), folder=run.dir,
+                      optional_inputs=OPTIONAL_INPUTS) is None)
 
 
 def invalidate_changed_inputs(run: Run, inputs: dict[str, Any]) -> None:
@@ -185,7 +178,8 @@ def invalidate_changed_inputs(run: Run, inputs: dict[str, Any]) -> None:
         changed = changed_inputs(record, step, inputs) if record else []
         if not changed:
             continue
-        why = "; ".join(f"{n}: {describe_change(record.get('inputs', {}).get(n), inputs.get(n))}" for n in changed)
+        why = "; ".join(f"{n}: {describe_input_change(record.get('inputs', {}).get(n), inputs.get(n))}"
+                        for n in changed)
         log(f"input changed since step {step} ran ({why}): redoing {step} and every step after it")
         for later in STEP_NAMES[i:]:
             run.marker(later).unlink(missing_ok=True)
@@ -244,21 +238,23 @@ def run_steps(run: Run, steps: list[str], inputs: dict[str, Any]) -> None:
             log(f"{head}: complete, skipped (marker {run.marker(step).relative_to(run.dir)})")
             continue
         log(f"{head}: running")
-        base = {"step": step, "inputs": _recorded_inputs(run, step, inputs), "settings": _settings(run, step)}
-        write_marker(run, step, dict(base, status="started"))
+        kind, settings = marker_kind(step), _settings(run, step)
+        recorded = _recorded_inputs(run, step, inputs)
+        write_marker(run, step, make_record(kind, settings=settings, inputs=recorded, step=step, status="started"))
         t0 = time.monotonic()
         try:
-            record = STEPS[step](run)
+            result = STEPS[step](run)
         except StageInterrupted as exc:
             raise RecipeInterrupted(f"interrupted ({exc}) during step {step}; every process of the step "
                                     "was stopped; rerun the same command to resume") from None
         seconds = time.monotonic() - t0
-        if record is None:
+        if result is None:
             log(f"{head}: nothing to do in this configuration")
-            record = {"outputs": []}
-        record["outputs"] = [_relative(run, p) for p in record.get("outputs", [])]
-        record.update(base, status="done", seconds=round(seconds, 1),
-                      finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
-        write_marker(run, step, record)
+            result = {"outputs": []}
+        counts = {k: v for k, v in result.items() if k != "outputs"}
+        write_marker(run, step, make_record(
+            kind, settings=settings, inputs=recorded, outputs=_output_entries(run, step, result["outputs"]),
+            counts=counts, step=step, status="done", seconds=round(seconds, 1),
+            finished=time.strftime("%Y-%m-%dT%H:%M:%S")))
         rerun_rest = rerun_rest or step not in ALWAYS_RUN
         log(f"{head}: done in {seconds:.1f} s")

@@ -1,6 +1,6 @@
 """The main-process side of `python -m section_split`: notes in file order -> batches for
 the workers -> results written in the same order into atomically renamed shards, with
-every count kept (per shard sidecar, then the manifest).
+every count kept (per shard sidecar, a utils.resume_record record, then the manifest).
 
 Shards are byte-identical wherever the work runs: batches are submitted in file order
 and their results consumed in submission order.
@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import hashlib
-import json
 import os
 import time
 from collections import deque
@@ -20,11 +19,17 @@ from typing import Any, TextIO
 
 from data_prep.notes import category_file_name, corpus_selector
 from section_split.worker import normalise_text, process_batch
-from utils.atomic import temp_path_for, write_json_atomic
+from utils.atomic import temp_path_for
 from utils.cli import UserError, os_error_message
+from utils.fingerprint import fingerprint_files
 from utils.progress import Progress
+from utils.resume_record import (changed_inputs, describe_input_change, make_record,
+                                 output_entry, read_record, settings_mismatch, unmet, write_record)
 
 DONE_SUFFIX = ".done"
+RECORD_KIND = "section_split.shard"
+_ADVICE = "use another --output_dir, or the same settings"
+_OLD_ADVICE = "use another --output_dir, or finish it with the version of this project that started it"
 LARGE_NOTE_BYTES = 1_000_000          # "notes over 1 MB": processed whole, listed in the manifest
 REASONS = ("split_error", "sentence_error", "empty_text", "iserror", "no_sentences", "timeout")
 BATCH_NOTES, BATCH_CHARS = 64, 1_000_000   # one unit of work sent to a worker
@@ -63,7 +68,7 @@ class _Shard:
     name: str
     path: Path
     done: bool = False               # complete: renamed in this run or an earlier one
-    record: dict[str, Any] | None = None  # the sidecar of a finished shard
+    record: dict[str, Any] | None = None  # a finished shard's counts, bytes and sha256 (shard_summary)
     notes: int = 0                   # selected notes assigned to it in this run
     closed: bool = False             # no more notes will be assigned
     pending: int = 0                 # assigned notes whose result is not written yet
@@ -94,6 +99,7 @@ class Run:
                  max_inflight: int) -> None:
         self.args, self.settings, self.executor = args, settings, executor
         self.out = Path(args.output_dir)
+        self.inputs = notes_inputs(settings)
         self.selected = corpus_selector(args.corpus)
         self.shards: dict[str, _Shard] = {}
         self.count_by_file: dict[str, int] = {}
@@ -125,9 +131,10 @@ class Run:
         path = self.out / name
         record = read_done(path)
         if record is not None:
-            check_settings(path, record, self.settings)
-            if path.is_file() and path.stat().st_size == record["bytes"]:
-                return _Shard(name, path, done=True, record=record)
+            check_record(done_path(path), record, self.settings, self.inputs)
+            if unmet(record, kind=RECORD_KIND, settings=self.settings, inputs=self.inputs,
+                     folder=self.out) is None:
+                return _Shard(name, path, done=True, record=shard_summary(record))
         shard = _Shard(name, path)
         try:
             shard.tmp = temp_path_for(path)
@@ -149,13 +156,14 @@ class Run:
             os.fsync(shard.fh.fileno())
             shard.fh.close()
             os.replace(shard.tmp, shard.path)
-            shard.record = {
-                "settings": self.settings, "shard": shard.name, "notes": shard.notes,
-                "bytes": shard.path.stat().st_size, "sha256": shard.sha256.hexdigest(),
-                "categories": shard.stats, "dropped_notes": shard.dropped,
-                "invalid_utf8_notes": shard.invalid_utf8, "large_notes": shard.large,
-            }
-            write_json_atomic(done_path(shard.path), shard.record)
+            record = make_record(
+                RECORD_KIND, settings=self.settings, inputs=self.inputs,
+                outputs=[output_entry(shard.path, self.out, sha256=shard.sha256.hexdigest())],
+                counts={"notes": shard.notes, "categories": shard.stats, "dropped_notes": shard.dropped,
+                        "invalid_utf8_notes": shard.invalid_utf8, "large_notes": shard.large},
+                shard=shard.name)
+            write_record(done_path(shard.path), record)  # last: it marks the shard finished
+            shard.record = shard_summary(record)
         except OSError as exc:
             raise output_error(exc, self.out) from None
         shard.done = True
@@ -276,29 +284,43 @@ def done_path(shard_path: Path) -> Path:
 
 
 def read_done(shard_path: Path) -> dict[str, Any] | None:
-    path = done_path(shard_path)
-    if not path.is_file():
-        return None
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
-        return None  # unreadable sidecar: the shard is simply redone
-    ok = isinstance(record, dict) and all(k in record for k in ("settings", "notes", "bytes"))
-    return record if ok else None
+    """The shard's resume record; None when absent or damaged (the shard is redone). A
+    sidecar of an older format is refused (utils.resume_record.OldRecordError)."""
+    return read_record(done_path(shard_path), _OLD_ADVICE)
 
 
-def check_settings(path: Path, record: dict[str, Any], settings: dict[str, Any]) -> None:
-    old = record.get("settings", {})
-    diff = [k for k in sorted(set(old) | set(settings)) if old.get(k) != settings.get(k)]
-    if diff:
-        what = "; ".join(f"{k}: {old.get(k)!r} then, {settings.get(k)!r} now" for k in diff)
-        raise SettingsMismatch(f"{path}: made with other settings ({what}); "
-                               "use another --output_dir or delete the old outputs")
+def notes_inputs(settings: dict[str, Any]) -> dict[str, Any]:
+    """The run's input as resume-record inputs: the notes file's fingerprint (hashed once,
+    then cached by size and mtime; the recipe fingerprints the same file)."""
+    return {"notes": fingerprint_files([settings["input"]])}
+
+
+def shard_summary(record: dict[str, Any]) -> dict[str, Any]:
+    """What the manifest takes from a finished shard's record: its counts, bytes, sha256."""
+    [output] = record["outputs"]
+    return dict(record["counts"], bytes=output["size"], sha256=output["sha256"])
+
+
+def check_record(path: Path, record: dict[str, Any], settings: dict[str, Any], inputs: dict[str, Any]) -> None:
+    """Refuse a shard made with other settings or from another input: the folder would mix
+    them (the manifest sums every shard)."""
+    message = settings_mismatch(path, record.get("settings") or {}, settings, _ADVICE)
+    if message:
+        raise SettingsMismatch(message)
+    changed = changed_inputs(record.get("inputs") or {}, inputs)
+    if changed:
+        name = changed[0]
+        why = describe_input_change((record.get("inputs") or {}).get(name), inputs.get(name))
+        raise SettingsMismatch(f"{path}: made from another input ({name}: {why}); "
+                               "use another --output_dir, or the same input")
 
 
 def check_output_dir(out: Path, settings: dict[str, Any]) -> None:
-    """Refuse early if any finished shard was made with other settings."""
+    """Refuse early, before any work, if a finished shard is of an older format or was
+    made with other settings or from another input."""
+    inputs = None
     for done in sorted(out.glob(f"*.txt{DONE_SUFFIX}")):
         record = read_done(done.with_name(done.name[: -len(DONE_SUFFIX)]))
         if record is not None:
-            check_settings(done, record, settings)
+            inputs = inputs if inputs is not None else notes_inputs(settings)
+            check_record(done, record, settings, inputs)

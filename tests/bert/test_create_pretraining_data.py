@@ -316,7 +316,7 @@ def test_parallel_shards_equal_single_runs_and_resume(mixed_inputs, cased_vocab,
         assert (out / f"s{i}.tfrecord").read_bytes() == single.read_bytes()
         side = json.loads((out / f"s{i}.tfrecord.json").read_text())
         assert side["counts"]["instances"] == len(list(cpd.iter_records(single)))
-        assert side["input"]["size"] == (shards / f"s{i}.txt").stat().st_size
+        assert side["inputs"]["text"][0]["size"] == (shards / f"s{i}.txt").stat().st_size
         assert side["settings"]["random_seed"] == 12345
     # rerun: both skipped; change one shard: only it is redone
     before = (out / "s0.tfrecord").stat().st_mtime_ns

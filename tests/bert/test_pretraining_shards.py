@@ -216,3 +216,43 @@ def test_bad_shard_on_a_worker_is_one_line(tmp_path, cased_vocab, where):
     assert f"create_pretraining_data: error: {tmp_path}/in/b.txt: line 3: invalid UTF-8 at byte offset 15" in r.stderr
     assert "Traceback" not in r.stderr and "Compute Failed" not in r.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.tfrecord", "a.tfrecord.json"]
+
+
+def test_sidecars_are_resume_records_and_an_older_format_is_refused_untouched(tmp_path, cased_vocab):
+    """The sidecar is a utils.resume_record record (input fingerprint, output size and
+    sha256, counts); a rerun skips the shard; a version 1 sidecar (the previous format) is
+    refused with one line before any shard runs, and nothing in the folder changes."""
+    import hashlib
+    import json
+
+    (tmp_path / "in").mkdir()
+    for name in ("a", "b"):
+        (tmp_path / "in" / f"{name}.txt").write_text(make_corpus(30, seed=ord(name)), "utf-8")
+    out = tmp_path / "out"
+    args = ["--input_file", f"{tmp_path}/in/*.txt", "--output_dir", str(out), "--vocab_file", str(cased_vocab),
+            "--do_lower_case=False", "--num_workers=1"]
+    r = cli(*args)
+    assert r.returncode == 0, r.stderr
+    side = json.loads((out / "a.tfrecord.json").read_text())
+    records = (out / "a.tfrecord").read_bytes()
+    assert (side["kind"], side["version"]) == ("create_pretraining_data.shard", 2)
+    assert side["outputs"] == [{"path": "a.tfrecord", "size": len(records),
+                                "sha256": hashlib.sha256(records).hexdigest()}]
+    assert side["inputs"]["text"][0]["path"] == str(tmp_path / "in" / "a.txt")
+    assert side["counts"]["instances"] == len(list(cpd.iter_records(out / "a.tfrecord")))
+    r = cli(*args)
+    assert r.returncode == 0 and "2 skipped" in r.stderr, r.stderr
+    old = {"version": 1, "settings": side["settings"],
+           "input": {k: side["inputs"]["text"][0][k] for k in ("path", "size", "sha256")},
+           "output_size": len(records), "counts": side["counts"]}
+    (out / "b.tfrecord.json").write_text(json.dumps(old))
+    (out / "a.tfrecord.json").unlink()  # a shard that would otherwise be redone first
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    r = cli(*args)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines()[-1] == (
+        f"create_pretraining_data: error: {out}/b.tfrecord.json: written by an older version of this project "
+        "(format 1; this one reads format 2); use another --output_dir, or finish it with the version of "
+        "this project that started it")
+    assert "Traceback" not in r.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -4,6 +4,7 @@ lowered below the trained step), a killed run's temporaries are removed."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 from pathlib import Path
 
@@ -68,7 +69,10 @@ def test_a_finished_run_is_skipped_and_a_touched_input_too(tmp_path, args, fake_
     assert main(args) == 0
     assert fake_stages == ALL
     marker = json.loads((tmp_path / "run" / ".steps" / "sections.json").read_text())
-    assert marker["status"] == "done" and marker["outputs"] == ["text/radiology-00000.txt"]
+    text = tmp_path / "run" / "text" / "radiology-00000.txt"
+    assert marker["status"] == "done" and marker["kind"] == "recipe.sections" and marker["version"] == 2
+    assert marker["outputs"] == [{"path": "text/radiology-00000.txt", "size": text.stat().st_size,
+                                  "sha256": hashlib.sha256(text.read_bytes()).hexdigest()}]
     assert marker["inputs"]["notes"][0]["path"] == str(tmp_path / "NOTEEVENTS.csv.gz")
     assert len(marker["inputs"]["notes"][0]["sha256"]) == 64
     fake_stages.clear()
@@ -233,15 +237,47 @@ def test_leaving_out_the_reference_keeps_the_comparison_a_new_one_redoes_it(tmp_
 def test_a_full_disk_while_writing_bookkeeping_is_one_line(tmp_path, args, fake_stages, monkeypatch):
     import errno
 
-    import utils.atomic
+    import utils.resume_record
 
     def full(path, obj):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     with monkeypatch.context() as m:
-        m.setattr(utils.atomic, "write_json_atomic", full)  # what lock_run_dir writes config.json with
+        m.setattr(utils.resume_record, "write_json_atomic", full)  # what write_record writes config.json with
         with pytest.raises(RecipeError, match=r"cannot write the run's config: .*/run/config.json: No space left"):
             main(args)
-    monkeypatch.setattr(runner, "write_json_atomic", full)
+    monkeypatch.setattr(runner, "write_record", full)
     with pytest.raises(RecipeError, match=r"cannot write the marker of step notes: .*notes.json: No space left"):
         main(args)
+
+
+def test_a_run_folder_of_an_older_version_is_refused_untouched(tmp_path, args, fake_stages):
+    """config.json and step markers of the previous format (no version) are refused with
+    one line naming the file, before any step runs or any file of the folder changes."""
+    from utils.resume_record import OldRecordError
+
+    assert main(args) == 0
+    run_dir = tmp_path / "run"
+
+    def snapshot():
+        return {str(p.relative_to(run_dir)): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+
+    marker = run_dir / ".steps" / "sections.json"
+    record = json.loads(marker.read_text())
+    marker.write_text(json.dumps({"step": "sections", "inputs": record["inputs"], "settings": {},
+                                  "status": "done", "outputs": ["text/radiology-00000.txt"]}))
+    fake_stages.clear()
+    before = snapshot()
+    with pytest.raises(OldRecordError, match=r"^\S+/run/\.steps/sections\.json: written by an older version of "
+                                             r"this project \(unversioned format; this one reads format 2\); "
+                                             r"use a new --run_dir, or finish that run with the version"):
+        main(args)
+    assert fake_stages == [] and snapshot() == before
+
+    config = json.loads((run_dir / "config.json").read_text())
+    assert (config.pop("kind"), config.pop("version")) == ("recipe.config", 2)
+    (run_dir / "config.json").write_text(json.dumps(config))
+    before = snapshot()
+    with pytest.raises(OldRecordError, match=r"/run/config\.json: written by an older version of this project"):
+        main(args)
+    assert fake_stages == [] and snapshot() == before

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import subprocess
@@ -149,6 +150,45 @@ def test_resume_skips_finished_shards_and_refuses_other_settings(notes_csv, tmp_
     assert _shards(tmp_path) == first
 
 
+def test_an_output_dir_of_an_older_version_is_refused_untouched(notes_csv, tmp_path, capsys):
+    """Sidecars the previous format wrote (no version, settings + bytes at the top) are
+    refused with one line before any work; no file in the folder changes."""
+    notes, _ = notes_csv
+    assert _run(notes, tmp_path, "--shard_notes", "3") == 0
+    for done in tmp_path.glob("*.txt.done"):
+        record = json.loads(done.read_text())
+        output = record["outputs"][0]
+        done.write_text(json.dumps(dict(record["counts"], settings=record["settings"], shard=record["shard"],
+                                        bytes=output["size"], sha256=output["sha256"])))
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    capsys.readouterr()
+    assert _run(notes, tmp_path, "--shard_notes", "3") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert [line for line in err if "error" in line] == err[-1:]  # one line, no traceback
+    assert err[-1].startswith("section_split: error: ")
+    assert ".txt.done: written by an older version of this project (unversioned format; this one reads " \
+           "format 2); use another --output_dir" in err[-1]
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_an_input_with_other_content_is_refused_untouched(notes_csv, tmp_path, capsys):
+    """Same path, same size, other bytes: the finished shards came from another input."""
+    notes, _ = notes_csv
+    copy = tmp_path / "NOTEEVENTS.csv"
+    copy.write_bytes(notes.read_bytes())
+    out = tmp_path / "out"
+    assert _run(copy, out, "--shard_notes", "3") == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    copy.write_bytes(copy.read_bytes().replace(b"Report", b"Rep0rt", 1))
+    capsys.readouterr()
+    assert _run(copy, out, "--shard_notes", "3") == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"section_split: error: {out}/") and err.endswith(
+        f".txt.done: made from another input (notes: {copy}: content changed (same size, other sha256)); "
+        "use another --output_dir, or the same input")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 def test_bad_input_through_the_cli(tmp_path):
     missing = tmp_path / "nope.csv"
     out = tmp_path / "out"
@@ -191,7 +231,8 @@ def test_error_mid_file_leaves_no_partial_shard(notes_csv, tmp_path, capsys, mon
     assert len(list(out.glob("*.txt"))) >= 2
     for shard in out.glob("*.txt"):
         record = json.loads((out / (shard.name + ".done")).read_text())
-        assert record["bytes"] == shard.stat().st_size
+        assert record["outputs"] == [{"path": shard.name, "size": shard.stat().st_size,
+                                      "sha256": hashlib.sha256(shard.read_bytes()).hexdigest()}]
 
 
 def test_missing_spacy_model_through_the_cli(notes_csv, tmp_path, capsys):
