@@ -40,6 +40,7 @@ from bert.pretraining_io import (FlatDocuments, InputError, OutputError,  # noqa
                                  remove_stale_output_temps)
 from bert.pretraining_reference import (create_training_instances, instances_from_documents,  # noqa: F401
                                         write_instance_to_example_files)
+from bert.pretraining_shards import run_shards, shard_plan
 from bert.tfrecord_codec import FEATURES, iter_records, parse_example  # noqa: F401
 from utils.atomic import atomic_paths
 from utils.cli import UsageError, absl_run
@@ -229,12 +230,11 @@ def main(argv: Sequence[str]) -> int:
     if FLAGS.output_file is not None:
         counts = _main_one_run(input_files, FLAGS.output_file, tokenizer, settings, options, executor)
     else:
-        from bert.pretraining_shards import run_shards, shard_plan
         check_output_folder(FLAGS.output_dir)
         settings.update(vocab_sha256=sha256_file(FLAGS.vocab_file), do_lower_case=FLAGS.do_lower_case)
         options.update(vocab_file=os.path.abspath(FLAGS.vocab_file))
         jobs = shard_plan(input_files, FLAGS.output_dir, settings, options, FLAGS.seed_per_shard)
-        counts = run_shards(jobs, executor)
+        counts = run_shards(jobs, executor, run)
     log.info("Done in %.1f s: %s", time.time() - start,
              ", ".join(f"{v:,} {k}" for k, v in counts.items()))
     return 0

@@ -20,7 +20,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 from bert.pretraining_io import InputError, load_tokenizer, output_errors
 from utils.atomic import remove_stale_temps
@@ -30,6 +30,8 @@ from utils.fingerprint import FileFacts, fingerprint_files, sha256_file
 from utils.progress import Progress
 from utils.resume_record import make_record, output_entry, read_record, unmet, write_record
 
+# create_pretraining_data.run: (input_files, output_files, tokenizer, *, label, settings...) -> counts
+WriteRecords = Callable[..., dict[str, Any]]
 log = logging.getLogger("create_pretraining_data")
 
 RECORD_KIND = "create_pretraining_data.shard"
@@ -76,11 +78,11 @@ def sidecar_matches(job: dict, inputs: dict) -> bool:
                  folder=Path(job["output"]).parent) is None
 
 
-def run_shard(job: dict) -> tuple[str, dict | None]:
+def run_shard(job: dict, write_records: WriteRecords) -> tuple[str, dict | None]:
     """Process one shard unless its sidecar says it is done; returns (output, counts|None).
-    Runs in a worker: everything it needs is in `job`."""
-    from bert.create_pretraining_data import run  # not at import: that module imports this one
-
+    Runs in a worker: everything it needs is in `job`; `write_records` is
+    create_pretraining_data's `run` (passed in, so that this module does not import the
+    CLI module that imports it; it pickles by name to the workers)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     facts = FileFacts()
     inputs = shard_inputs(job, facts)
@@ -91,7 +93,7 @@ def run_shard(job: dict) -> tuple[str, dict | None]:
     if sha256_file(vocab_file) != s.pop("vocab_sha256"):
         raise InputError(f"{vocab_file}: vocab file changed during the run")
     tokenizer = load_tokenizer(vocab_file, s.pop("do_lower_case"))
-    counts = run([job["input"]], [job["output"]], tokenizer, label=Path(job["input"]).name, **s, **o)
+    counts = write_records([job["input"]], [job["output"]], tokenizer, label=Path(job["input"]).name, **s, **o)
     # The sidecar is written last: its presence (with matching sizes) marks a finished shard.
     with output_errors(Path(job["output"]).parent):
         write_record(sidecar_path(job), make_record(
@@ -100,12 +102,12 @@ def run_shard(job: dict) -> tuple[str, dict | None]:
     return job["output"], counts
 
 
-def run_shard_reporting(job: dict) -> tuple[str, dict | None | UserError]:
+def run_shard_reporting(job: dict, write_records: WriteRecords) -> tuple[str, dict | None | UserError]:
     """run_shard for a worker: a UserError (bad input, full disk) comes back as the
     result, to be raised by the main process as one line; on Dask a raised one would also
     be logged by the worker as a failed task, with its traceback."""
     try:
-        return run_shard(job)
+        return run_shard(job, write_records)
     except UserError as exc:
         return job["output"], exc
 
@@ -132,9 +134,10 @@ def _result(future: cf.Future, job: dict) -> tuple[str, dict | None]:
                               "text); rerun the same command to resume") from None
 
 
-def run_shards(jobs: list[dict], executor: ExecutorSettings) -> dict[str, int]:
-    """Run the shard jobs where `executor` says (this process, a local pool, Dask); the
-    outputs and the returned totals do not depend on it."""
+def run_shards(jobs: list[dict], executor: ExecutorSettings, write_records: WriteRecords) -> dict[str, int]:
+    """Run the shard jobs where `executor` says (this process, a local pool, Dask), each
+    through `write_records` (create_pretraining_data.run); the outputs and the returned
+    totals do not depend on where they ran."""
     total = {"shards": len(jobs), "skipped": 0, "documents": 0, "segments": 0, "instances": 0}
     for job in jobs:  # an older format's sidecar is refused before any shard is written
         read_record(sidecar_path(job), _OLD_ADVICE)
@@ -150,7 +153,7 @@ def run_shards(jobs: list[dict], executor: ExecutorSettings) -> dict[str, int]:
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")  # read when dask loads
     progress = Progress("shards", total=len(jobs), label="create_pretraining_data")
     with work_executor(executor) as pool:
-        futures = [pool.submit(run_shard_reporting, job) for job in jobs]
+        futures = [pool.submit(run_shard_reporting, job, write_records) for job in jobs]
         for job, future in zip(jobs, futures):  # submission order: log and totals never depend on timing
             output, counts = _result(future, job)
             if isinstance(counts, UserError):
