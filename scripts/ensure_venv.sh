@@ -37,9 +37,12 @@ case "$device" in
   gpu) runtime="$repo/requirements-gpu.txt" ;;
   *) echo "[setup] error: CLINICALBERT_DEVICE must be cpu or gpu, not '$device'" >&2; exit 2 ;;
 esac
+# The project on top of the pinned requirements (they are its dependencies: --no-deps),
+# built by the venv's setuptools (--no-build-isolation: no download).
+project_install=(--no-deps --no-build-isolation -e .)
 if [ "${CLINICALBERT_SETUP_DRY_RUN:-0}" = 1 ]; then
   echo "device=$device requirements=$(basename "$runtime") $(basename "$repo/requirements-test.txt")"
-  echo "project=pip install --no-deps --no-build-isolation -e ."
+  echo "project=pip install ${project_install[*]}"
   exit 0
 fi
 
@@ -72,8 +75,8 @@ if [ "$project_old" != "$project_hash $(native_state)" ] || [ ! -x "$venv/bin/cl
     exit 1
   fi
   echo "[setup] installing the project into .venv (pip install -e .; builds the C helper)" >&2
-  (cd "$repo" && "$venv/bin/pip" install --disable-pip-version-check --no-deps --no-build-isolation \
-      -e . >"$venv/.install.log" 2>&1) || {
+  (cd "$repo" && "$venv/bin/pip" install --disable-pip-version-check "${project_install[@]}" \
+      >"$venv/.install.log" 2>&1) || {
     echo "[setup] error: installing the project failed; see $venv/.install.log:" >&2
     tail -n 30 "$venv/.install.log" >&2; exit 1; }
   if [ "$(native_state)" = python ]; then
