@@ -1,8 +1,9 @@
 """The C helper of the package; everything else is in pyproject.toml.
 
-Kept as setup.py because the setuptools the venv gets (>= 65, see requirements-common.txt)
-cannot declare an extension in pyproject.toml (`[tool.setuptools] ext-modules` only
-exists, as experimental, from setuptools 74.1).
+Kept as setup.py: declaring an extension in pyproject.toml (`[tool.setuptools.ext-modules]`)
+is still experimental in setuptools (a warning on every build, and absent before 74.1),
+and `python setup.py build_ext --inplace`, which some messages still suggest, keeps
+working with it.
 
 bert/_cpd_native.c is the fast path of bert.create_pretraining_data (plain C99 + the
 CPython API; gcc on any Linux). It is optional: where it cannot be compiled (no
