@@ -12,7 +12,7 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 bash "$repo/scripts/ensure_venv.sh"
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
-export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
-# -P: the caller's directory is not put on sys.path (a folder named like one of our
-# packages there must not shadow it).
+# The packages come from the venv's editable install of this checkout (ensure_venv.sh).
+# -P: the caller's directory is not put on sys.path, where it would come before the
+# install (a folder named like one of our packages there must not shadow it).
 exec "$repo/.venv/bin/python" -P -m recipe "$@"

@@ -20,10 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from bert import checkpoint_map as cm
 
-from bert import checkpoint_map as cm  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def build_checkpoint(folder: Path, layers: int, vocab: Path | None) -> Path:

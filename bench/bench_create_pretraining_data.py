@@ -98,7 +98,6 @@ def main() -> None:
     ap.add_argument("--mb", type=float, default=None, help="memory at scale: one shard of this many MB")
     ap.add_argument("--keep_outputs", action="store_true", help="--mb mode: keep the records")
     a = ap.parse_args()
-    sys.path.insert(0, str(REPO))
     from bench.make_clinical_corpus import make_corpus
 
     work = Path(a.workdir or tempfile.mkdtemp(prefix="bench_cpd_"))

@@ -14,17 +14,13 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import pysbd
 
-import pysbd  # noqa: E402
-
-from data_prep.synthetic_notes import _NoteWriter  # noqa: E402
-from section_split.linear_pysbd import LinearSegmenter  # noqa: E402
-from section_split.worker import pipeline, process_note  # noqa: E402
+from data_prep.synthetic_notes import _NoteWriter
+from section_split.linear_pysbd import LinearSegmenter
+from section_split.worker import pipeline, process_note
 
 
 def cpu(fn) -> float:

@@ -23,12 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from data_prep.notes import iter_notes
+from section_split import SectionSplitError, split_sections
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from data_prep.notes import iter_notes  # noqa: E402
-from section_split import SectionSplitError, split_sections  # noqa: E402
-
 SHARED = Path(os.environ.get("CLINICALBERT_SHARED", REPO.parent / "shared"))
 PUBLIC = (("aci_bench_train.csv", "note", "Discharge summary"),
           ("mtsamples_subset_322rows.csv", "transcription", "Physician "),

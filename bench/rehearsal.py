@@ -76,7 +76,6 @@ def input_words(notes: Path, workdir: Path) -> tuple[int, int]:
     cache = workdir / "input_words.json"
     if cache.is_file():
         return tuple(json.loads(cache.read_text()))
-    sys.path.insert(0, str(REPO))
     from data_prep.notes import iter_notes
     n = words = 0
     for note in iter_notes(notes):

@@ -69,7 +69,7 @@ def run_command(run: Run, args: list[str]) -> None:
 
     cmd = [sys.executable, "-m", *args]
     log("$ " + " ".join(shlex.quote(a) for a in ["python", "-m", *args]))
-    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
     fds = (run.lock_fd,) if run.lock_fd is not None else ()
     code = run_in_group(cmd, cwd=str(REPO), env=env, pass_fds=fds)
     if code != 0:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import bisect
 import re
-import threading
 import warnings
 from typing import Any, Iterable, Iterator
 
@@ -83,7 +82,7 @@ def _set_sent_starts(doc: Doc, flags: np.ndarray) -> None:
     doc.from_array([SENT_START], flags.astype(np.uint64).reshape(-1, 1))
 
 
-@Language.component("clinical_forced_sentence_starts")
+@Language.component("clinical_forced_sentence_starts", assigns=["token.is_sent_start"])
 def forced_sentence_starts(doc: Doc) -> Doc:
     """The original's `sbd_component`: a sentence starts after a token that is exactly
     `.` when the next token is title-case (`str.istitle`), and after a token that is
@@ -138,7 +137,7 @@ def placeholder_spans(text: str) -> Iterator[tuple[int, int]]:
         pos = end
 
 
-@Language.component("deid_placeholder_merge")
+@Language.component("deid_placeholder_merge", retokenizes=True)
 def merge_placeholders(doc: Doc) -> Doc:
     """Merge each `[**...**]` placeholder into one token, so no sentence boundary falls
     inside it (the merged token keeps the first token's start flag; inner ones vanish).
@@ -172,11 +171,7 @@ def merge_placeholders(doc: Doc) -> Doc:
     return doc
 
 
-_SEGMENTER = threading.local()
-
-
-@Language.component("clinical_pysbd_sentencizer")
-def pysbd_sentencizer(doc: Doc) -> Doc:
+class PysbdSentencizer:
     """scispaCy's `pysbd_sentencizer` (scispacy/custom_sentence_segmenter.py, 0.6.2),
     same rules, made fast: one reused segmenter whose time is linear in the text
     (section_split.linear_pysbd), array operations instead of a per-token loop (the
@@ -186,33 +181,60 @@ def pysbd_sentencizer(doc: Doc) -> Doc:
     Rules: a token starts a sentence where pysbd starts one, unless the previous token
     is a scispaCy abbreviation or is the first token and all newlines; a token after a
     token holding 2+ newlines (not the first token) starts one; no other token does.
+
+    The segmenter keeps the text it works on, so a component (like the pipeline it
+    belongs to) serves one thread at a time: section_split.worker builds a pipeline per
+    thread.
     """
-    segmenter = getattr(_SEGMENTER, "segmenter", None)
-    if segmenter is None:   # one per thread: a segmenter keeps the text it works on
-        segmenter = _SEGMENTER.segmenter = LinearSegmenter()
-    n = len(doc)
-    if n == 0:
+
+    def __init__(self) -> None:
+        self.segmenter = LinearSegmenter()
+
+    def __call__(self, doc: Doc) -> Doc:
+        if len(doc) == 0:
+            return doc
+        flags = np.where(self._pysbd_starts(doc), ~self._blocked_starts(doc), self._after_newlines(doc))
+        _set_sent_starts(doc, np.where(flags, 1, -1))
         return doc
-    is_start = np.zeros(n, dtype=bool)
-    for sent in segmenter.segment(_text(doc)):
-        # trailing spaces are cut off so the span ends on a token boundary (as scispaCy)
-        span = doc.char_span(sent.start, sent.end - (len(sent.sent) - len(sent.sent.rstrip(" "))))
-        if span is not None and len(span) > 0:
-            is_start[span.start] = True    # scispaCy: token.idx in [span[0].idx, ...]
-    # previous token blocks a pysbd start: an abbreviation, or a first token of newlines
-    blocked = np.zeros(n, dtype=bool)
-    prev = doc.to_array(ORTH)[:-1]
-    found = np.searchsorted(_ABBREVIATION_IDS, prev).clip(max=len(_ABBREVIATION_IDS) - 1)
-    blocked[1:] = _ABBREVIATION_IDS[found] == prev
-    if n > 1 and all(c == "\n" for c in doc[0].text):
-        blocked[1] = True
-    # previous token (not the first) holds 2+ newlines; only whitespace tokens can
-    after_newlines = np.zeros(n, dtype=bool)
-    for i in np.flatnonzero(doc.to_array(IS_SPACE)[1:-1]) + 1:
-        after_newlines[i + 1] = doc[int(i)].text.count("\n") >= 2
-    flags = np.where(is_start, ~blocked, after_newlines)
-    _set_sent_starts(doc, np.where(flags, 1, -1))
-    return doc
+
+    def _pysbd_starts(self, doc: Doc) -> np.ndarray:
+        """Per token: pysbd starts a sentence at it."""
+        is_start = np.zeros(len(doc), dtype=bool)
+        for sent in self.segmenter.segment(_text(doc)):
+            # trailing spaces are cut off so the span ends on a token boundary (as scispaCy)
+            span = doc.char_span(sent.start, sent.end - (len(sent.sent) - len(sent.sent.rstrip(" "))))
+            if span is not None and len(span) > 0:
+                is_start[span.start] = True    # scispaCy: token.idx in [span[0].idx, ...]
+        return is_start
+
+    @staticmethod
+    def _blocked_starts(doc: Doc) -> np.ndarray:
+        """Per token: the previous token blocks a pysbd start (an abbreviation, or a
+        first token of newlines)."""
+        n = len(doc)
+        blocked = np.zeros(n, dtype=bool)
+        prev = doc.to_array(ORTH)[:-1]
+        found = np.searchsorted(_ABBREVIATION_IDS, prev).clip(max=len(_ABBREVIATION_IDS) - 1)
+        blocked[1:] = _ABBREVIATION_IDS[found] == prev
+        if n > 1 and all(c == "\n" for c in doc[0].text):
+            blocked[1] = True
+        return blocked
+
+    @staticmethod
+    def _after_newlines(doc: Doc) -> np.ndarray:
+        """Per token: the previous token (not the first) holds 2+ newlines; only
+        whitespace tokens can."""
+        after_newlines = np.zeros(len(doc), dtype=bool)
+        for i in np.flatnonzero(doc.to_array(IS_SPACE)[1:-1]) + 1:
+            after_newlines[i + 1] = doc[int(i)].text.count("\n") >= 2
+        return after_newlines
+
+
+@Language.factory("clinical_pysbd_sentencizer", assigns=["token.is_sent_start", "doc.sents"])
+def pysbd_sentencizer(nlp: Language, name: str) -> PysbdSentencizer:
+    """What `nlp.add_pipe("clinical_pysbd_sentencizer")` adds: a PysbdSentencizer of
+    that pipeline's own (its segmenter is not shared with any other pipeline)."""
+    return PysbdSentencizer()
 
 
 def build_pipeline(spacy_model: str | None = None) -> tuple[Language, str]:

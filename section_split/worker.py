@@ -19,16 +19,13 @@ import threading
 import time
 from typing import Any, Iterator
 
+from spacy.language import Language
+
 from section_split.sections import SectionSplitError, split_sections
 from section_split.sentences import build_pipeline, note_text
 
 # (text, sentences, words, drop reason, detail, words dropped by known bug 2)
 NoteResult = tuple[str, int, int, "str | None", "str | None", int]
-
-# spacy_model -> (pipeline, description), per thread: a Dask worker may run several
-# tasks at once in threads, and a spaCy pipeline is not made to be shared between them.
-_LOCAL = threading.local()
-builds = 0                     # pipelines built by this process (one per model and thread)
 
 
 class NoteTimeout(BaseException):
@@ -36,26 +33,49 @@ class NoteTimeout(BaseException):
     BaseException, so that the per-note `except Exception` handlers let it through)."""
 
 
-def pipeline(spacy_model: str | None) -> Any:
+class WorkerPipelines:
+    """The spaCy pipelines of this process: one per spaCy model and thread, built on
+    first use. A Dask worker may run several tasks at once in threads, and a spaCy
+    pipeline (its components keep per-call state, e.g. the pysbd segmenter) is not made
+    to be shared between them."""
+
+    def __init__(self) -> None:
+        self._per_thread = threading.local()
+        self._count_lock = threading.Lock()
+        self.builds = 0            # pipelines built by this process, all threads
+
+    def get(self, spacy_model: str | None) -> tuple[Language, str]:
+        """(pipeline, description) of this thread for `spacy_model`, built if absent."""
+        built = self._per_thread.__dict__.setdefault("by_model", {})
+        if spacy_model not in built:
+            built[spacy_model] = build_pipeline(spacy_model)
+            with self._count_lock:
+                self.builds += 1
+        return built[spacy_model]
+
+
+# The process's only pipeline state: filled by init_worker in a pool worker, or on first
+# use wherever a batch runs without it (a Dask task retried on a fresh worker).
+_PIPELINES = WorkerPipelines()
+
+
+def __getattr__(name: str) -> Any:
+    """`worker.builds`: how many pipelines this process has built (tests check one per
+    worker process)."""
+    if name == "builds":
+        return _PIPELINES.builds
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def pipeline(spacy_model: str | None) -> Language:
     """This thread's pipeline for `spacy_model` (built on first use)."""
-    return _built(spacy_model)[0]
+    return _PIPELINES.get(spacy_model)[0]
 
 
 def describe_pipeline(spacy_model: str | None) -> str:
     """What splits sentences (for the log and manifest); builds the pipeline, so a
     missing model fails here, before any work."""
-    return _built(spacy_model)[1]
-
-
-def _built(spacy_model: str | None) -> tuple[Any, str]:
-    global builds
-    pipelines = getattr(_LOCAL, "pipelines", None)
-    if pipelines is None:
-        pipelines = _LOCAL.pipelines = {}
-    if spacy_model not in pipelines:
-        pipelines[spacy_model] = build_pipeline(spacy_model)
-        builds += 1
-    return pipelines[spacy_model]
+    return _PIPELINES.get(spacy_model)[1]
 
 
 def init_worker(spacy_model: str | None) -> None:

@@ -114,7 +114,6 @@ def test_local_pool_and_dask_workers_write_the_same_bytes(shards, tmp_path):
 def test_sigkilled_dask_worker_is_survived_with_identical_output(shards, tmp_path, monkeypatch):
     distributed = pytest.importorskip("distributed")
     d, args, expected = shards
-    monkeypatch.setenv("PYTHONPATH", str(REPO))  # the spawned workers import bert.*
     out = tmp_path / "out"
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                   dashboard_address="127.0.0.1:0", silence_logs=40) as cluster, \

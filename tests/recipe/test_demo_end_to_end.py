@@ -22,7 +22,7 @@ SMALL = ["--demo_notes", "40", "--vocab_size", "600", "--tiny_hidden_size", "32"
 
 
 def recipe(run_dir: Path, *extra: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2", HF_HUB_OFFLINE="1")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", HF_HUB_OFFLINE="1")
     return subprocess.run([sys.executable, "-m", "recipe", "--demo", "--run_dir", str(run_dir), *SMALL, *extra],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
@@ -87,7 +87,7 @@ def test_pipeline_killed_during_pretraining_resumes(tmp_path):
     run_dir = tmp_path / "killed"
     args = ["--num_train_steps", "400", "--num_warmup_steps", "10", "--save_checkpoints_steps", "25",
             "--steps", "notes,sections,vocab,tfrecords,pretrain"]
-    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     cmd = [sys.executable, "-m", "recipe", "--demo", "--run_dir", str(run_dir), *SMALL, *args]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)

@@ -24,7 +24,7 @@ TINY = ["--model_size", "tiny", "--tiny_hidden_size", "32", "--tiny_layers", "1"
 
 
 def _env(cache: Path) -> dict:
-    return dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2", HF_HUB_OFFLINE="1",
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", HF_HUB_OFFLINE="1",
                 CLINICALBERT_CACHE_DIR=str(cache))
 
 

@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _recipe(args: list[str]) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2", HF_HUB_OFFLINE="1")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", HF_HUB_OFFLINE="1")
     return subprocess.run([sys.executable, "-m", "recipe", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
 

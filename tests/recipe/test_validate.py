@@ -189,7 +189,7 @@ def test_init_with_a_corrupt_or_truncated_checkpoint_is_refused(tmp_path, notes)
 def test_corrupt_init_from_the_command_line_is_one_line_no_traceback(tmp_path, notes):
     init = write_init(tmp_path / "bert")
     (init / "bert_model.ckpt.index").write_bytes(b"garbage" * 10)
-    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     proc = subprocess.run([sys.executable, "-m", "recipe", "--notes", str(notes), "--init", str(init),
                            "--run_dir", str(tmp_path / "run")], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=120)
@@ -269,7 +269,7 @@ def test_a_hugging_face_reference_is_checked_shape_wise(tmp_path):
 
 def test_read_only_parent_of_the_run_folder_is_one_line(readonly_dir):
     """Nothing can be created: one line naming the folder and the OS error, exit 1."""
-    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     res = subprocess.run([sys.executable, "-m", "recipe", "--demo", "--run_dir", str(readonly_dir / "run"),
                           "--steps", "notes"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 1

@@ -1,9 +1,9 @@
 """scripts/ensure_venv.sh picks the TensorFlow build for the machine, and the venv holds
 exactly one TensorFlow distribution.
 
-The device choice is checked in the script's dry-run mode (CLINICALBERT_SETUP_DRY_RUN=1),
-which prints the choice and exits before touching .venv: the shared venv is never
-reinstalled by a test.
+The device choice and the project's install command are checked in the script's dry-run
+mode (CLINICALBERT_SETUP_DRY_RUN=1), which prints them and exits before touching .venv:
+the venv is never reinstalled by a test (tests/test_packaging.py checks the install).
 """
 from __future__ import annotations
 
@@ -73,7 +73,10 @@ def test_device_choice(tmp_path, nvidia_smi, device, expect):
     res = _dry_run(tmp_path, nvidia_smi, device)
     assert res.returncode == 0, res.stderr
     runtime = {"gpu": "requirements-gpu.txt", "cpu": "requirements.txt"}[expect]
-    assert res.stdout.strip() == f"device={expect} requirements={runtime} requirements-test.txt"
+    assert res.stdout.strip().splitlines() == [
+        f"device={expect} requirements={runtime} requirements-test.txt",
+        # then the project itself, editable, on top of the pinned requirements
+        "project=pip install --no-deps --no-build-isolation -e ."]
     assert sorted(os.listdir(REPO)) == before  # nothing created or removed
 
 

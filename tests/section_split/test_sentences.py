@@ -7,9 +7,11 @@ import json
 import pytest
 import spacy
 from scispacy.custom_tokenizer import combined_rule_tokenizer
+from spacy.language import Language
 from spacy.tokens import Doc
 
 import scispacy.custom_sentence_segmenter  # noqa: F401  registers scispaCy's "pysbd_sentencizer"
+from section_split.linear_pysbd import LinearSegmenter
 from section_split.sentences import SpacyModelError, build_pipeline, note_text
 
 
@@ -39,6 +41,20 @@ def test_pysbd_sentencizer_equals_scispacys(shared_dir):
     differ = [i for i, (a, b) in enumerate(zip(ours.pipe(sections), theirs.pipe(sections)))
               if [t.is_sent_start for t in a] != [t.is_sent_start for t in b]]
     assert len(sections) > 300 and differ == []
+
+
+def test_components_declare_what_they_do_and_own_their_segmenter():
+    meta = {name: Language.get_factory_meta(name) for name in
+            ("clinical_pysbd_sentencizer", "clinical_forced_sentence_starts", "deid_placeholder_merge")}
+    assert meta["clinical_pysbd_sentencizer"].assigns == ["token.is_sent_start", "doc.sents"]
+    assert meta["clinical_forced_sentence_starts"].assigns == ["token.is_sent_start"]
+    assert meta["deid_placeholder_merge"].retokenizes and not meta["clinical_pysbd_sentencizer"].retokenizes
+    # each pipeline's sentencizer has a segmenter of its own (it keeps the text it works on)
+    first, second = build_pipeline(None)[0], build_pipeline(None)[0]
+    segmenters = [nlp.get_pipe("clinical_pysbd_sentencizer").segmenter for nlp in (first, second)]
+    assert all(isinstance(s, LinearSegmenter) for s in segmenters) and segmenters[0] is not segmenters[1]
+    text = "Seen today. Went home.\n\nPlan: rest."
+    assert _sents(first(text)) == _sents(second(text)) == ["Seen today.", "Went home.\n\n", "Plan: rest."]
 
 
 def test_forced_starts_are_the_originals():

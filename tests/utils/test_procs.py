@@ -14,14 +14,12 @@ import pytest
 
 from utils.procs import StageInterrupted, group_alive, run_in_group
 
-REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
 
 # A "stage" that starts two pool workers (grandchildren of the caller) through
 # utils.executor, writes their pids, then works for ever.
 STAGE = textwrap.dedent("""
     import os, sys, time
-    sys.path.insert(0, sys.argv[2])
     from utils.executor import ExecutorSettings, work_executor
     def work(i):
         time.sleep(0.05)
@@ -70,7 +68,7 @@ def test_a_signal_stops_the_stage_and_its_pool_workers(tmp_path, sig):
     timer = threading.Thread(target=lambda: (_wait_for(pids_file), os.kill(os.getpid(), sig)))
     timer.start()
     with pytest.raises(StageInterrupted) as info:
-        run_in_group([sys.executable, "-c", STAGE, str(pids_file), str(REPO)], grace_s=2)
+        run_in_group([sys.executable, "-c", STAGE, str(pids_file)], grace_s=2)
     timer.join()
     assert info.value.signum == sig
     pids = _wait_for(pids_file)
@@ -99,9 +97,8 @@ def test_sigkill_of_the_parent_kills_stage_and_workers(tmp_path, stage):
     pids_file = tmp_path / "pids"
     parent = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys
-        sys.path.insert(0, {str(REPO)!r})
         from utils.procs import run_in_group
-        run_in_group([sys.executable, "-c", {stage!r}, {str(pids_file)!r}, {str(REPO)!r}])
+        run_in_group([sys.executable, "-c", {stage!r}, {str(pids_file)!r}])
     """)])
     pids = _wait_for(pids_file)
     parent.kill()

@@ -11,12 +11,10 @@ import pytest
 
 from utils.runlock import FolderBusy, FolderLock
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 def _hold(folder: Path) -> subprocess.Popen:
     """Another process that takes the lock and waits for stdin to close."""
-    code = (f"import sys; sys.path.insert(0, {str(REPO)!r}); from utils.runlock import FolderLock; "
+    code = ("import sys; from utils.runlock import FolderLock; "
             f"lock = FolderLock({str(folder)!r}).acquire(); print('held', flush=True); sys.stdin.read()")
     proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "held"
