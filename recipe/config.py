@@ -15,7 +15,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Literal, Mapping
 
 from utils.cli import UserError, os_error_message
 
@@ -45,10 +45,14 @@ def _bool(s: str) -> bool:
 # "tiny"; a --notes run is its --corpus ("discharge") then, with --init scratch,
 # "scratch" then its --model_size ("tiny", "small", "base").
 
+MODEL_SIZES = ("tiny", "small", "base")  # preset layers of --model_size
+CORPUS_PRESETS = ("discharge",)  # --corpus values with presets of their own ("all" is the default)
 DEMO_VOCAB_SIZE = 4000
 VOCAB_SIZE_FROM_NOTES = 30000  # --init scratch without --vocab: a BERT-sized WordPiece vocab
 
-# Where a setting applies (it is recorded, and may be given, only there).
+# Where a setting applies: "demo"; "scratch", --notes with --init scratch; "checkpoint",
+# --notes with --init DIR. It may be given only there and (paths aside: always recorded,
+# None where unused) is recorded in config.json only there.
 ALL_MODES = frozenset({"demo", "scratch", "checkpoint"})
 FROM_SCRATCH = frozenset({"demo", "scratch"})  # a model trained from random weights
 DEMO_ONLY = frozenset({"demo"})
@@ -73,7 +77,7 @@ class StageFlag:
     it is truthy. `requires`: passed only when that other setting is true."""
     stage: str
     flag: str = ""  # default: the setting's name
-    when: str = "always"
+    when: Literal["always", "set", "true"] = "always"
     switch: bool = False
     requires: str | None = None
 
@@ -98,6 +102,7 @@ class Setting:
 
 
 def _to(stage: str, flag: str = "", **how: Any) -> tuple[StageFlag, ...]:
+    """The setting goes to one stage, as `--flag` (default: its own name)."""
     return (StageFlag(stage, flag, **how),)
 
 
@@ -109,22 +114,22 @@ _TEXT_AND_TFRECORDS_IF_SET = (StageFlag(SECTION_SPLIT, when="set"),
 
 SETTINGS: tuple[Setting, ...] = (
     # --- what to train on and from
-    Setting("notes", str, path=True, help="NOTEEVENTS.csv(.gz) (MIMIC-III) or discharge/radiology.csv.gz (MIMIC-IV)",
-            group=MAIN),
-    Setting("init", str, path=True, help="folder of the checkpoint to continue from (BioBERT v1.0 or BERT-Base cased), "
-                         "or 'scratch' to train from random weights", group=MAIN),
-    Setting("vocab", str, path=True, help="with --init scratch: the WordPiece vocab.txt to use (e.g. BERT-Base cased's); "
-                          "default: a vocab built from the notes", group=MAIN, modes=FROM_SCRATCH),
+    Setting("notes", str, "NOTEEVENTS.csv(.gz) (MIMIC-III) or discharge/radiology.csv.gz (MIMIC-IV)",
+            group=MAIN, path=True),
+    Setting("init", str, "folder of the checkpoint to continue from (BioBERT v1.0 or BERT-Base cased), "
+                         "or 'scratch' to train from random weights", group=MAIN, path=True),
+    Setting("vocab", str, "with --init scratch: the WordPiece vocab.txt to use (e.g. BERT-Base cased's); "
+                          "default: a vocab built from the notes", group=MAIN, modes=FROM_SCRATCH, path=True),
     Setting("model_size", str, "with --init scratch: tiny (the demo's), small (4x512), base (BERT-Base) "
                                "(default tiny)", group=MAIN, modes=FROM_SCRATCH,
-            choices=("base", "small", "tiny"), presets={"tiny": "tiny", "small": "small", "base": "base"}),
+            choices=tuple(sorted(MODEL_SIZES)), presets={size: size for size in MODEL_SIZES}),
     Setting("corpus", str, "all | discharge | comma list of note categories (default all)", default="all",
             group=MAIN, stages=_to(SECTION_SPLIT)),
-    Setting("reference", str, path=True, help="a published model (HF folder or TF checkpoint) to compare with "
-                              "(default: none)", group=MAIN, runtime_only=True),
-    Setting("eval_data", str, path=True, help="folder of downstream task folders (mednli/, NER folders with "
+    Setting("reference", str, "a published model (HF folder or TF checkpoint) to compare with "
+                              "(default: none)", group=MAIN, path=True, runtime_only=True),
+    Setting("eval_data", str, "folder of downstream task folders (mednli/, NER folders with "
                               "train/dev/test.tsv) to evaluate the export on (default: none)",
-            group=MAIN, runtime_only=True),
+            group=MAIN, path=True, runtime_only=True),
     Setting("num_workers", int, "worker processes of the text and TFRecord steps (default: the CPU count)",
             group=MAIN, runtime_only=True,
             stages=(StageFlag(SECTION_SPLIT), StageFlag(CREATE_PRETRAINING_DATA))),
@@ -226,11 +231,8 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 
-SETTING = {s.name: s for s in SETTINGS}
 PATHS = tuple(s.name for s in SETTINGS if s.path)
-MODEL_SIZES = ("tiny", "small", "base")  # preset layers of --model_size
 MODEL_SIZE_KEYS = tuple(s.name for s in SETTINGS if s.name.startswith("tiny_"))
-CORPUS_PRESETS = ("discharge",)  # --corpus values with presets of their own ("all" is the default)
 # Settings that do not change any output: excluded from the run-folder consistency check.
 # The pass-through flags of the distributed stages are here too: results are the same
 # whatever the number of workers, devices or machines.

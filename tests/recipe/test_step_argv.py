@@ -192,7 +192,8 @@ def test_demo_preset_reaches_the_stages(tmp_path, monkeypatch):
     assert (train["learning_rate"], train["num_train_steps"], train["num_warmup_steps"],
             train["save_checkpoints_steps"], train["max_eval_steps"]) == (5e-4, 1000, 100, 500, 20)
     assert (train["use_amp"], train["amp_dtype"], train["log_every_n_steps"]) == (True, "float16", 7)
-    assert train["init_checkpoint"] is None and train["bert_config_file"] == str(tmp_path / "run/vocab/bert_config.json")
+    assert train["init_checkpoint"] is None
+    assert train["bert_config_file"] == str(tmp_path / "run/vocab/bert_config.json")
     text, _ = parse(by_stage[config.SECTION_SPLIT], monkeypatch)
     assert (text["fix_known_bugs"], text["shard_notes"], text["note_time_budget"], text["num_workers"]) == \
         (True, 4, 5.0, 3)
