@@ -133,9 +133,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("num_workers", int, "worker processes of the text and TFRecord steps (default: the CPU count)",
             group=MAIN, runtime_only=True,
             stages=(StageFlag(SECTION_SPLIT), StageFlag(CREATE_PRETRAINING_DATA))),
-    Setting("note_time_budget", float, "text step: seconds one note may take before it is dropped and "
-                                       "counted in text/manifest.json (default: section_split's, 300)",
-            group=MAIN, runtime_only=True, stages=_to(SECTION_SPLIT, when="set")),
     # --- overrides of the presets
     Setting("do_lower_case", _bool, "lower-case the text (the clinical models are cased)", default=False,
             stages=(StageFlag(BUILD_VOCAB), StageFlag(CREATE_PRETRAINING_DATA), StageFlag(RUN_PRETRAINING),
@@ -217,6 +214,11 @@ SETTINGS: tuple[Setting, ...] = (
             group=DISTRIBUTED, runtime_only=True, stages=_TEXT_AND_TFRECORDS_IF_SET),
     Setting("dask_workers", int, "text and TFRecord steps: size of a local Dask cluster", group=DISTRIBUTED,
             runtime_only=True, stages=_TEXT_AND_TFRECORDS_IF_SET),
+    # In --help with the main options; listed here so that it follows the Dask flags on
+    # section_split's command line, as it always has.
+    Setting("note_time_budget", float, "text step: seconds one note may take before it is dropped and "
+                                       "counted in text/manifest.json (default: section_split's, 300)",
+            group=MAIN, runtime_only=True, stages=_to(SECTION_SPLIT, when="set")),
     # --- evaluation, with --eval_data: the same for both models
     Setting("eval_preset", str, "robust: one setting per task, 5 shared seeds; paper: the original grids "
                                 "(default: downstream_tasks.run's, robust)", group=EVALUATION,

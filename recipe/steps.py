@@ -110,10 +110,10 @@ def step_pretrain(run: Run) -> dict[str, Any]:
     c = run.cfg
     args = [config.RUN_PRETRAINING, "--input_file", str(run.tfrecord_dir / "*.tfrecord"),
             "--output_dir", str(run.model_dir), "--bert_config_file", str(run.bert_config_file),
-            "--do_train=true", "--do_eval=true", *config.stage_flags(c, config.RUN_PRETRAINING)]
+            "--do_train=true", "--do_eval=true"]
     if c.get("init"):
         args.append(flag("init_checkpoint", c["init"]["prefix"]))
-    run_command(run, args)
+    run_command(run, args + config.stage_flags(c, config.RUN_PRETRAINING))
     return {"outputs": [str(run.model_dir / "eval_results.txt")]}
 
 
