@@ -1,6 +1,8 @@
 """The recipe's steps. Each runs one stage CLI as a subprocess (printing the command, so
 the step can be rerun alone) and returns the record its done-marker keeps (see
-recipe.runner for markers, skipping and redoing).
+recipe.runner for markers, skipping and redoing). The paths a step passes come from the
+run folder's layout (recipe.run_folder); every setting it passes comes from the settings
+table (recipe.config.stage_flags), so a new setting never needs a change here.
 
 Stages run in their own process group and die with the recipe (utils.procs): Ctrl-C,
 SIGTERM or a SIGKILL of the recipe never leaves a stage or one of its workers running.
@@ -89,7 +91,6 @@ def step_vocab(run: Run) -> dict[str, Any] | None:
 
 
 def step_tfrecords(run: Run) -> dict[str, Any]:
-    c = run.cfg
     # A text shard all of whose notes were dropped is empty: it has no documents, which
     # create_pretraining_data (rightly) refuses, so it is left out here, and said so.
     shards = text_shards(run)
