@@ -32,6 +32,8 @@ if __name__ == "__main__" and any(a.split("=")[0] == "--use_xla" and
 
 import dataclasses  # noqa: E402
 import json  # noqa: E402
+import typing  # noqa: E402
+from typing import Any  # noqa: E402
 
 import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
@@ -54,110 +56,131 @@ tf1 = tf.compat.v1
 FLAGS = flags.FLAGS
 AMP_DTYPES = {"float16": tf.float16, "bfloat16": tf.bfloat16}
 __all__ = ["CheckpointError", "NonFiniteLossError", "TrainingError", "PretrainingError",
-           "Options", "define_flags", "run", "validate", "train", "evaluate",
+           "Options", "IgnoredFlags", "define_flags", "options_from_flags", "run", "validate", "train", "evaluate",
            "gather_indexes", "get_masked_lm_output", "get_next_sentence_output",
            "model_fn_builder", "session_config"]
 
 
-def define_flags(fv: flags.FlagValues = FLAGS) -> None:
-    """Google's flags plus this project's. Defined on demand, not at import, so that other
-    modules with the same flag names (create_pretraining_data) can share a process."""
-    s, i, b, f = flags.DEFINE_string, flags.DEFINE_integer, flags.DEFINE_bool, flags.DEFINE_float
-    s("bert_config_file", None, "The config json file of the pre-trained BERT model.",
-      flag_values=fv)
-    s("input_file", None, "Input TF example files (can be a glob or comma separated).",
-      flag_values=fv)
-    s("output_dir", None, "The output directory where checkpoints will be written.",
-      flag_values=fv)
-    s("init_checkpoint", None, "Initial checkpoint (usually from a pre-trained BERT model).",
-      flag_values=fv)
-    i("max_seq_length", 128, "Maximum sequence length; must match the records.", flag_values=fv)
-    i("max_predictions_per_seq", 20, "Maximum masked LM predictions per sequence; must match "
-      "the records.", flag_values=fv)
-    b("do_train", False, "Whether to run training.", flag_values=fv)
-    b("do_eval", False, "Whether to run eval on the dev set.", flag_values=fv)
-    i("train_batch_size", 32, "Total batch size for training.", flag_values=fv)
-    i("eval_batch_size", 8, "Total batch size for eval.", flag_values=fv)
-    f("learning_rate", 5e-5, "The initial learning rate for Adam.", flag_values=fv)
-    i("num_train_steps", 100000, "Number of training steps.", flag_values=fv)
-    i("num_warmup_steps", 10000, "Number of warmup steps.", flag_values=fv)
-    i("save_checkpoints_steps", 1000, "How often to save the model checkpoint.", flag_values=fv)
-    i("iterations_per_loop", 1000, "Training steps per session call (a tf.while_loop, as "
-      "TPUEstimator ran them); never crosses a checkpoint or log step, and kept to ~30 s "
-      "per call on one worker so that progress shows at least once a minute.",
-      flag_values=fv)
-    i("max_eval_steps", 100, "Maximum number of eval steps.", flag_values=fv)
-    b("use_tpu", False, "Accepted for compatibility; ignored (no TPU support).", flag_values=fv)
-    s("tpu_name", None, "Ignored.", flag_values=fv)
-    s("tpu_zone", None, "Ignored.", flag_values=fv)
-    s("gcp_project", None, "Ignored.", flag_values=fv)
-    s("master", None, "Ignored.", flag_values=fv)
-    i("num_tpu_cores", 8, "Ignored.", flag_values=fv)
-    # This project's additions.
-    i("keep_checkpoint_max", 5, "How many recent checkpoints to keep (0 = all).",
-      flag_values=fv)
-    i("log_every_n_steps", 100, "Progress line and TensorBoard scalars every N steps.",
-      flag_values=fv)
-    i("seed", 12345, "Graph-level random seed (data order, dropout, fresh initialisers).",
-      flag_values=fv)
-    b("use_xla", False, "XLA auto-clustering (JIT); same checkpoints.", flag_values=fv)
-    b("use_amp", False, "Mixed precision: compute in --amp_dtype, float32 master weights.",
-      flag_values=fv)
-    flags.DEFINE_enum("amp_dtype", "bfloat16", ["float16", "bfloat16"],
-                      "Compute type with --use_amp (float16 adds dynamic loss scaling).",
-                      flag_values=fv)
-    i("num_intra_threads", 0, "TF intra-op threads (0 = TF's choice).", flag_values=fv)
-    i("num_inter_threads", 0, "TF inter-op threads (0 = TF's choice).", flag_values=fv)
-    b("do_lower_case", None, "Informational: recorded in training_config.json.",
-      flag_values=fv)
-    i("num_devices", 1, "Replicas in this process: that many GPUs, or (no GPU) that many "
-      "logical CPU devices. --train_batch_size stays the global batch.", flag_values=fv)
-    s("worker_hosts", "", "HOST:PORT of every worker process, comma separated (worker 0 is "
-      "the chief); empty: TF_CONFIG if set, else one process. TF's gRPC server is "
-      "unauthenticated: isolated networks only.", flag_values=fv)
-    i("task_index", 0, "This process's index in --worker_hosts.", flag_values=fv)
-    f("collective_timeout_s", 1800.0, "Seconds a worker waits for the others in one "
-      "all-reduce before stopping with an error.", flag_values=fv)
+# ---------------------------------------------------------------------------- options
+#
+# One table: each Options field is a flag, with its help (and, for an enum, its choices)
+# in the field's metadata; define_flags() and options_from_flags() are generated from it.
 
 
-# ---------------------------------------------------------------------------- training
+def _flag(default: Any, help: str, **kind: Any) -> Any:
+    """An Options field that is also a flag: its default is the flag's, `help` its --help
+    line; `choices=[...]` makes it an enum flag."""
+    return dataclasses.field(default=default, metadata={"help": help, **kind})
+
+
+def _required(help: str) -> Any:
+    """A field a run cannot do without: no dataclass default, flag default None."""
+    return dataclasses.field(metadata={"help": help})
 
 
 @dataclasses.dataclass
 class Options:
     """Everything a run needs (the CLI fills it from flags; tests and the bench directly)."""
-    bert_config_file: str
-    input_file: str
-    output_dir: str
-    init_checkpoint: str | None = None
-    max_seq_length: int = 128
-    max_predictions_per_seq: int = 20
-    do_train: bool = False
-    do_eval: bool = False
-    train_batch_size: int = 32
-    eval_batch_size: int = 8
-    learning_rate: float = 5e-5
-    num_train_steps: int = 100000
-    num_warmup_steps: int = 10000
-    save_checkpoints_steps: int = 1000
-    max_eval_steps: int = 100
-    keep_checkpoint_max: int = 5
-    log_every_n_steps: int = 100
-    seed: int = 12345
-    use_xla: bool = False
-    use_amp: bool = False
-    amp_dtype: str = "bfloat16"
-    num_intra_threads: int = 0
-    num_inter_threads: int = 0
-    iterations_per_loop: int = 1000
-    num_devices: int = 1
-    worker_hosts: str = ""
-    task_index: int = 0
-    collective_timeout_s: float = 1800.0
+    # Google's flags, names, defaults and help.
+    bert_config_file: str = _required("The config json file of the pre-trained BERT model.")
+    input_file: str = _required("Input TF example files (can be a glob or comma separated).")
+    output_dir: str = _required("The output directory where checkpoints will be written.")
+    init_checkpoint: str | None = _flag(
+        None, "Initial checkpoint (usually from a pre-trained BERT model).")
+    max_seq_length: int = _flag(128, "Maximum sequence length; must match the records.")
+    max_predictions_per_seq: int = _flag(
+        20, "Maximum masked LM predictions per sequence; must match the records.")
+    do_train: bool = _flag(False, "Whether to run training.")
+    do_eval: bool = _flag(False, "Whether to run eval on the dev set.")
+    train_batch_size: int = _flag(32, "Total batch size for training.")
+    eval_batch_size: int = _flag(8, "Total batch size for eval.")
+    learning_rate: float = _flag(5e-5, "The initial learning rate for Adam.")
+    num_train_steps: int = _flag(100000, "Number of training steps.")
+    num_warmup_steps: int = _flag(10000, "Number of warmup steps.")
+    save_checkpoints_steps: int = _flag(1000, "How often to save the model checkpoint.")
+    max_eval_steps: int = _flag(100, "Maximum number of eval steps.")
+    iterations_per_loop: int = _flag(
+        1000, "Training steps per session call (a tf.while_loop, as TPUEstimator ran them); "
+        "never crosses a checkpoint or log step, and kept to ~30 s per call on one worker so "
+        "that progress shows at least once a minute.")
+    # This project's additions.
+    keep_checkpoint_max: int = _flag(5, "How many recent checkpoints to keep (0 = all).")
+    log_every_n_steps: int = _flag(100, "Progress line and TensorBoard scalars every N steps.")
+    seed: int = _flag(12345, "Graph-level random seed (data order, dropout, fresh initialisers).")
+    use_xla: bool = _flag(False, "XLA auto-clustering (JIT); same checkpoints.")
+    use_amp: bool = _flag(False, "Mixed precision: compute in --amp_dtype, float32 master weights.")
+    amp_dtype: str = _flag("bfloat16", "Compute type with --use_amp (float16 adds dynamic loss "
+                           "scaling).", choices=["float16", "bfloat16"])
+    num_intra_threads: int = _flag(0, "TF intra-op threads (0 = TF's choice).")
+    num_inter_threads: int = _flag(0, "TF inter-op threads (0 = TF's choice).")
+    num_devices: int = _flag(
+        1, "Replicas in this process: that many GPUs, or (no GPU) that many logical CPU "
+        "devices. --train_batch_size stays the global batch.")
+    worker_hosts: str = _flag(
+        "", "HOST:PORT of every worker process, comma separated (worker 0 is the chief); "
+        "empty: TF_CONFIG if set, else one process. TF's gRPC server is unauthenticated: "
+        "isolated networks only.")
+    task_index: int = _flag(0, "This process's index in --worker_hosts.")
+    collective_timeout_s: float = _flag(
+        1800.0, "Seconds a worker waits for the others in one all-reduce before stopping with "
+        "an error.")
 
     @property
     def compute_type(self) -> tf.DType:
         return AMP_DTYPES[self.amp_dtype] if self.use_amp else tf.float32
+
+
+@dataclasses.dataclass
+class IgnoredFlags:
+    """Flags a Google command line may pass that change nothing in a run: the TPU flags
+    (no TPU support) and do_lower_case (only recorded in training_config.json)."""
+    use_tpu: bool = _flag(False, "Accepted for compatibility; ignored (no TPU support).")
+    tpu_name: str | None = _flag(None, "Ignored.")
+    tpu_zone: str | None = _flag(None, "Ignored.")
+    gcp_project: str | None = _flag(None, "Ignored.")
+    master: str | None = _flag(None, "Ignored.")
+    num_tpu_cores: int = _flag(8, "Ignored.")
+    do_lower_case: bool | None = _flag(None, "Informational: recorded in training_config.json.")
+
+
+# The absl definer of each field type (Optional[T] is T's).
+_DEFINERS = {str: flags.DEFINE_string, int: flags.DEFINE_integer, float: flags.DEFINE_float,
+             bool: flags.DEFINE_bool}
+
+
+def _flag_type(annotation: Any) -> type:
+    """`int`, or T of `T | None`."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return args[0] if args else annotation
+
+
+def flag_default(field: dataclasses.Field) -> Any:
+    """The flag's default: the field's, or None for a required field."""
+    return None if field.default is dataclasses.MISSING else field.default
+
+
+def define_flags(fv: flags.FlagValues = FLAGS) -> None:
+    """Google's flags plus this project's, one per field of Options and IgnoredFlags.
+    Defined on demand, not at import, so that other modules with the same flag names
+    (create_pretraining_data) can share a process."""
+    for table in (Options, IgnoredFlags):
+        types = typing.get_type_hints(table)
+        for field in dataclasses.fields(table):
+            help_text, default = field.metadata["help"], flag_default(field)
+            if "choices" in field.metadata:
+                flags.DEFINE_enum(field.name, default, field.metadata["choices"], help_text,
+                                  flag_values=fv)
+            else:
+                _DEFINERS[_flag_type(types[field.name])](field.name, default, help_text,
+                                                         flag_values=fv)
+
+
+def options_from_flags(fv: flags.FlagValues = FLAGS) -> Options:
+    """The Options of parsed flags."""
+    return Options(**{f.name: fv[f.name].value for f in dataclasses.fields(Options)})
+
+
+# ---------------------------------------------------------------------------- training
 
 
 class PretrainingError(UserError):
@@ -308,7 +331,7 @@ def run(opts: Options, extra_config: dict | None = None) -> dict:
 def main(argv: list[str]) -> int:
     if len(argv) > 1:
         raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    opts = Options(**{f.name: FLAGS[f.name].value for f in dataclasses.fields(Options)})
+    opts = options_from_flags()
     if opts.use_xla and "--tf_xla_cpu_global_jit" not in os.environ.get("TF_XLA_FLAGS", ""):
         os.environ["TF_XLA_FLAGS"] = (os.environ.get("TF_XLA_FLAGS", "")
                                       + " --tf_xla_cpu_global_jit").strip()

@@ -13,7 +13,8 @@ from pathlib import Path
 from recipe.config import (RecipeError, build_parser, default_run_dir, effective_config, lock_run_dir,
                            read_config, check_same_settings, resolve_path, selected_steps)
 from recipe.runner import check_extension, current_inputs, invalidate_changed_inputs, run_steps
-from recipe.steps import Run, log
+from recipe.run_folder import Run
+from recipe.steps import log
 from recipe.validate import validate
 from utils.atomic import remove_stale_temps
 from utils.cli import os_error_message, run_main

@@ -4,12 +4,10 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from recipe.run_folder import Run
 from utils.atomic import atomic_path, write_json_atomic
-
-if TYPE_CHECKING:
-    from recipe.steps import Run
 
 CURVE_TAGS = ("loss", "learning_rate", "masked_lm_accuracy", "next_sentence_accuracy")
 
@@ -99,7 +97,9 @@ def evaluation_folders(evaluate_dir: Path) -> dict[str, dict[str, str | None]] |
             for task in sorted(evaluate_dir.iterdir()) if task.is_dir()} or None
 
 
-def write_summary(run: "Run") -> dict[str, Any]:
+def write_summary(run: Run) -> dict[str, Any]:
+    """summary.json: what each step made (corpus counts, records, eval, export check,
+    comparison, curves), and the same as a table on stderr."""
     sections = _read_json(run.text_dir / "manifest.json") or {}
     sidecars = [_read_json(p) for p in sorted(run.tfrecord_dir.glob("*.tfrecord.json"))]
     instances = sum((s or {}).get("counts", {}).get("instances", 0) for s in sidecars)

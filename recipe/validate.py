@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from recipe.config import MODEL_SIZES, RecipeError
+from recipe.config import MODEL_SIZE_KEYS, RecipeError
 from utils.cli import UserError
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -136,7 +136,7 @@ def validate_model(cfg: dict[str, Any]) -> dict[str, Any]:
     """The --init folder or the scratch model's size and vocab; returns the BERT config."""
     if cfg.get("init"):
         return validate_init(cfg["init"])
-    for key in MODEL_SIZES["tiny"]:
+    for key in MODEL_SIZE_KEYS:
         _require(cfg[key] >= 1, f"--{key} must be >= 1, not {cfg[key]}")
     _require(cfg["tiny_hidden_size"] % cfg["tiny_heads"] == 0,
              f"--tiny_hidden_size {cfg['tiny_hidden_size']} must be a multiple of --tiny_heads {cfg['tiny_heads']}")

@@ -460,3 +460,40 @@ def test_full_disk_while_saving_is_one_line(tiny_config, records, tmp_path):
                         r"checkpoint model\.ckpt-3 \(\S+; File too large\)", last), last
     assert "Traceback" not in res.stderr
     assert not list(out.glob("model.ckpt-*")) and not (out / "checkpoint").exists()
+
+
+def test_every_option_is_a_flag_with_the_same_default():
+    """The flags are generated from Options: each field is a flag of the field's default
+    (None for the three required paths), with a help line, and nothing else is a flag but
+    Google's ignored TPU flags and the informational do_lower_case."""
+    import dataclasses
+
+    from absl import flags
+
+    fv = flags.FlagValues()
+    rp.define_flags(fv)
+    for table in (rp.Options, rp.IgnoredFlags):
+        for field in dataclasses.fields(table):
+            expected = None if field.default is dataclasses.MISSING else field.default
+            assert fv[field.name].default == expected, field.name
+            assert fv[field.name].help.endswith(field.metadata["help"]), field.name  # enums: "<a|b>: " first
+    fields = {f.name for t in (rp.Options, rp.IgnoredFlags) for f in dataclasses.fields(t)}
+    assert set(fv) == fields
+    assert fv["amp_dtype"].parser.enum_values == ["float16", "bfloat16"]
+    # Google's defaults, as users' command lines expect them.
+    assert (fv["num_train_steps"].default, fv["save_checkpoints_steps"].default,
+            fv["learning_rate"].default, fv["max_predictions_per_seq"].default) == (100000, 1000, 5e-5, 20)
+
+
+def test_flag_parsed_options_equal_the_dataclass_defaults():
+    from absl import flags
+
+    fv = flags.FlagValues()
+    rp.define_flags(fv)
+    fv(["run_pretraining", "--bert_config_file=c", "--input_file=i", "--output_dir=o"])
+    assert rp.options_from_flags(fv) == rp.Options("c", "i", "o")
+    fv.unparse_flags()
+    fv(["run_pretraining", "--bert_config_file=c", "--input_file=i", "--output_dir=o",
+        "--learning_rate=0.001", "--use_amp", "--amp_dtype=float16", "--num_train_steps=7"])
+    assert rp.options_from_flags(fv) == rp.Options("c", "i", "o", learning_rate=0.001, use_amp=True,
+                                                   amp_dtype="float16", num_train_steps=7)

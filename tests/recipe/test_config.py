@@ -124,3 +124,40 @@ def test_contradictory_options_exit_2_bad_values_exit_1(tmp_path):
     assert value.returncode == 1
     assert value.stderr == "run_pretraining.sh: error: --learning_rate must be > 0, not 0.0\n"
     assert not (tmp_path / "r").exists()
+
+
+def test_the_table_says_what_is_runtime_only_extendable_and_redoes_a_step():
+    from recipe import config
+
+    assert config.RUNTIME_ONLY == {
+        "num_workers", "use_xla", "use_amp", "amp_dtype", "log_every_n_steps", "reference", "eval_data",
+        "num_devices", "worker_hosts", "task_index", "iterations_per_loop", "scheduler", "dask_workers",
+        "eval_preset", "eval_seeds", "eval_max_steps", "note_time_budget"}
+    assert config.EXTENDABLE == {"num_train_steps"}
+    assert config.step_settings() == {"pretrain": ("num_train_steps",),
+                                      "evaluate": ("eval_preset", "eval_seeds", "eval_max_steps")}
+
+
+def test_presets_layer_corpus_scratch_and_model_size():
+    from recipe.config import preset_values
+
+    demo = preset_values("demo", "discharge")  # the demo's own values, whatever the corpus
+    assert (demo["num_train_steps"], demo["dupe_factor"], demo["vocab_size"], demo["tiny_layers"]) == (1000, 3, 4000, 2)
+    assert (demo["demo_notes"], demo["model_size"]) == (1000, "tiny")
+    base = preset_values("scratch", " Discharge ", "base")
+    assert (base["num_train_steps"], base["vocab_size"], base["tiny_hidden_size"], base["tiny_heads"]) == \
+        (100000, 30000, 768, 12)
+    checkpoint = preset_values("checkpoint", "radiology")
+    assert checkpoint["num_train_steps"] == 150000 and checkpoint["learning_rate"] == 5e-5
+    assert not {"tiny_layers", "vocab_size", "model_size", "demo_notes"} & set(checkpoint)
+    assert preset_values("checkpoint", "demo")["num_train_steps"] == 150000  # a corpus is never the demo
+
+
+def test_every_setting_is_one_option_and_the_parser_has_no_other_but_what_and_where():
+    from recipe.config import SETTINGS
+
+    dests = [a.dest for a in build_parser()._actions]
+    assert sorted(dests) == sorted([s.name for s in SETTINGS] + ["help", "demo", "run_dir", "steps"])
+    text = " ".join(build_parser().format_help().split())
+    assert "--tiny_layers TINY_LAYERS layers of a model trained from scratch (default from --model_size: " \
+           "tiny 2, small 4, base 12)" in text

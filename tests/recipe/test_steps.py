@@ -4,12 +4,13 @@ from __future__ import annotations
 import pytest
 
 from recipe import steps
+from recipe.run_folder import Run
 from recipe.config import RecipeError, build_parser, effective_config
 
 
 def _demo_run(tmp_path):
     cfg = effective_config(build_parser().parse_args(["--demo"]))
-    return steps.Run(tmp_path, cfg)
+    return Run(tmp_path, cfg)
 
 
 def test_empty_text_shards_are_left_out_of_tfrecords(tmp_path, monkeypatch, capsys):
