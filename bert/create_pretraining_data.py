@@ -78,11 +78,11 @@ def run(input_files: Sequence[str], output_files: Sequence[str], tokenizer, *,
     native = _cpd_native is not None if use_native is None else use_native
     if native and _cpd_native is None:
         raise RuntimeError("native helper bert._cpd_native is not built "
-                           "(run: python setup.py build_ext --inplace)")
+                           "(run: pip install -e . in the project folder, with a C compiler)")
     prefix = label + ": " if label else ""
     log.info("%s%s path", prefix, "native (C)" if native else "pure-Python reference")
     if use_native is None and not native:
-        log.warning("%sthe native helper is not built (python setup.py build_ext --inplace): the "
+        log.warning("%sthe native helper is not built (pip install -e . with a C compiler builds it): the "
                     "reference path is ~35x slower and needs ~130 bytes of memory per byte of text",
                     prefix)
     settings = dict(max_seq_length=max_seq_length, max_predictions_per_seq=max_predictions_per_seq,

@@ -18,7 +18,7 @@ from bert import tokenization
 
 REPO = Path(__file__).resolve().parents[2]
 native_only = pytest.mark.skipif(cpd._cpd_native is None,
-                                 reason="bert._cpd_native not built (python setup.py build_ext --inplace)")
+                                 reason="bert._cpd_native not built (bash scripts/ensure_venv.sh or pip install -e . builds it)")
 
 
 def golden_case(shared_dir: Path, name: str):

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from recipe import runner, steps
+from recipe.run_folder import Run
 from recipe.__main__ import main
 from recipe.config import RecipeError
 
@@ -175,7 +176,7 @@ def test_evaluate_runs_each_task_for_ours_and_the_reference_then_compares(tmp_pa
     (reference / "config.json").write_text("{}")
     calls = []
     monkeypatch.setattr(steps, "run_command", lambda run, args: calls.append(args))
-    run = steps.Run(tmp_path / "run", {"eval_data": str(data), "reference": str(reference)})
+    run = Run(tmp_path / "run", {"eval_data": str(data), "reference": str(reference)})
     record = steps.step_evaluate(run)
     out = tmp_path / "run" / "evaluate"
     assert calls == [
@@ -202,7 +203,7 @@ def test_pass_through_flags_reach_the_stages_only_when_set(tmp_path, monkeypatch
     cfg = effective_config(build_parser().parse_args(["--demo"]))
     (tmp_path / "text").mkdir()
     (tmp_path / "text" / "ecg-00000.txt").write_text("Sinus rhythm.\n")
-    run = steps.Run(tmp_path, cfg)
+    run = Run(tmp_path, cfg)
     steps.step_sections(run), steps.step_tfrecords(run), steps.step_pretrain(run)
     assert not any(a.startswith(("--scheduler", "--dask_workers", "--num_devices", "--worker_hosts",
                                  "--task_index", "--iterations_per_loop", "--note_time_budget"))
@@ -211,7 +212,7 @@ def test_pass_through_flags_reach_the_stages_only_when_set(tmp_path, monkeypatch
     cfg = effective_config(build_parser().parse_args(
         ["--demo", "--dask_workers", "3", "--num_devices", "2", "--worker_hosts", "a:1,b:2", "--task_index", "1",
          "--iterations_per_loop", "50", "--note_time_budget", "60"]))
-    run = steps.Run(tmp_path, cfg)
+    run = Run(tmp_path, cfg)
     steps.step_sections(run), steps.step_tfrecords(run), steps.step_pretrain(run)
     assert calls[0][-2:] == ["--dask_workers=3", "--note_time_budget=60.0"] and calls[1][-1:] == ["--dask_workers=3"]
     assert calls[2][-4:] == ["--num_devices=2", "--worker_hosts=a:1,b:2", "--task_index=1", "--iterations_per_loop=50"]
