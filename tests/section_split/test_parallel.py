@@ -149,7 +149,7 @@ def test_scheduler_survives_a_killed_worker_and_resumes(notes, reference, cluste
     out = tmp_path / "clean"
     assert _run(notes, out, *scheduler) == 0
     assert _shards(out) == reference
-    assert set(client.run(lambda: worker.builds).values()) == {1}
+    assert set(client.run(worker.pipelines_built).values()) == {1}
 
     # resume: a missing shard is redone, the others are skipped (untouched)
     stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("*.txt")}
