@@ -10,8 +10,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from recipe.config import (RecipeError, build_parser, default_run_dir, effective_config, lock_run_dir,
-                           read_config, check_same_settings, resolve_path, selected_steps)
+from recipe.config import (RecipeError, check_same_settings, default_run_dir, effective_config, lock_run_dir,
+                           read_config, resolve_path, selected_steps)
+from recipe.settings import build_parser
 from recipe.runner import check_extension, current_inputs, invalidate_changed_inputs, run_steps
 from recipe.run_folder import Run
 from recipe.steps import log

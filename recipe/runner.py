@@ -22,8 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from recipe.config import OLD_RUN_ADVICE, STEP_NAMES, RecipeError, step_settings
+from recipe.config import OLD_RUN_ADVICE, RecipeError
 from recipe.run_folder import Run
+from recipe.settings import STEP_NAMES, step_settings
 from recipe.steps import STEPS, log
 from utils.cli import UserError, os_error_message
 from utils.fingerprint import FileFacts, fingerprint_files
@@ -38,7 +39,7 @@ STEP_INPUTS = {"sections": ("notes",), "vocab": ("vocab",), "tfrecords": ("init"
 # Settings a step's marker records: a changed value redoes the step, keeping its work
 # (pretraining continues from its newest checkpoint). A plain lookup: it may later be fed
 # from a settings table.
-STEP_SETTINGS = step_settings()  # from the settings table (recipe.config.SETTINGS, `redoes`)
+STEP_SETTINGS = step_settings()  # from the settings table (recipe.settings.SETTINGS, `redoes`)
 # Folders of a step's resumable partial work: removed when an input of the step changed.
 STEP_WORK = {"notes": "notes", "sections": "text", "vocab": "vocab", "tfrecords": "tfrecords",
              "pretrain": "pretrain", "evaluate": "evaluate"}

@@ -2,7 +2,7 @@
 the step can be rerun alone) and returns the record its done-marker keeps (see
 recipe.runner for markers, skipping and redoing). The paths a step passes come from the
 run folder's layout (recipe.run_folder); every setting it passes comes from the settings
-table (recipe.config.stage_flags), so a new setting never needs a change here.
+table (recipe.settings.stage_flags), so a new setting never needs a change here.
 
 Stages run in their own process group and die with the recipe (utils.procs): Ctrl-C,
 SIGTERM or a SIGKILL of the recipe never leaves a stage or one of its workers running.
@@ -17,8 +17,9 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from recipe import config
-from recipe.config import REPO, RecipeError, flag
+from recipe import settings
+from recipe.config import REPO, RecipeError
+from recipe.settings import flag
 from recipe.run_folder import Run
 from recipe.summary import write_summary
 from recipe.validate import eval_tasks, scratch_bert_config
@@ -53,14 +54,14 @@ def step_notes(run: Run) -> dict[str, Any] | None:
     """Demo only: deterministic synthetic MIMIC-III-shaped notes."""
     if run.cfg["mode"] != "demo":
         return None
-    run_command(run, [config.SYNTHETIC_NOTES, "--out", str(run.notes),
-                      *config.stage_flags(run.cfg, config.SYNTHETIC_NOTES)])
+    run_command(run, [settings.SYNTHETIC_NOTES, "--out", str(run.notes),
+                      *settings.stage_flags(run.cfg, settings.SYNTHETIC_NOTES)])
     return {"outputs": [str(run.notes)]}
 
 
 def step_sections(run: Run) -> dict[str, Any]:
-    run_command(run, [config.SECTION_SPLIT, "--input", str(run.notes), "--output_dir", str(run.text_dir),
-                      *config.stage_flags(run.cfg, config.SECTION_SPLIT)])
+    run_command(run, [settings.SECTION_SPLIT, "--input", str(run.notes), "--output_dir", str(run.text_dir),
+                      *settings.stage_flags(run.cfg, settings.SECTION_SPLIT)])
     return {"outputs": [str(run.text_dir / "manifest.json")]}
 
 
@@ -82,8 +83,8 @@ def step_vocab(run: Run) -> dict[str, Any] | None:
         with atomic_path(vocab) as tmp:
             shutil.copyfile(c["vocab"], tmp)
     else:
-        run_command(run, [config.BUILD_VOCAB, "--input_file", ",".join(str(p) for p in text_shards(run)),
-                          "--output_file", str(vocab), *config.stage_flags(c, config.BUILD_VOCAB)])
+        run_command(run, [settings.BUILD_VOCAB, "--input_file", ",".join(str(p) for p in text_shards(run)),
+                          "--output_file", str(vocab), *settings.stage_flags(c, settings.BUILD_VOCAB)])
     vocab_size = sum(1 for _ in open(vocab, encoding="utf-8"))
     bert_config = scratch_bert_config(c, vocab_size)
     write_text_atomic(run.bert_config_file, json.dumps(bert_config, indent=2) + "\n")
@@ -101,28 +102,28 @@ def step_tfrecords(run: Run) -> dict[str, Any]:
     inputs = ",".join(str(p) for p in shards if p.stat().st_size > 0)
     if not inputs:
         raise RecipeError(f"{run.text_dir}: every text shard is empty; nothing to make TFRecords from")
-    run_command(run, [config.CREATE_PRETRAINING_DATA, "--input_file", inputs,
+    run_command(run, [settings.CREATE_PRETRAINING_DATA, "--input_file", inputs,
                       "--output_dir", str(run.tfrecord_dir), "--vocab_file", str(run.vocab_file),
-                      *config.stage_flags(run.cfg, config.CREATE_PRETRAINING_DATA)])
+                      *settings.stage_flags(run.cfg, settings.CREATE_PRETRAINING_DATA)])
     return {"outputs": [str(p) for p in sorted(run.tfrecord_dir.glob("*.tfrecord"))]}
 
 
 def step_pretrain(run: Run) -> dict[str, Any]:
     c = run.cfg
-    args = [config.RUN_PRETRAINING, "--input_file", str(run.tfrecord_dir / "*.tfrecord"),
+    args = [settings.RUN_PRETRAINING, "--input_file", str(run.tfrecord_dir / "*.tfrecord"),
             "--output_dir", str(run.model_dir), "--bert_config_file", str(run.bert_config_file),
             "--do_train=true", "--do_eval=true"]
     if c.get("init"):
         args.append(flag("init_checkpoint", c["init"]["prefix"]))
-    run_command(run, args + config.stage_flags(c, config.RUN_PRETRAINING))
+    run_command(run, args + settings.stage_flags(c, settings.RUN_PRETRAINING))
     return {"outputs": [str(run.model_dir / "eval_results.txt")]}
 
 
 def step_export(run: Run) -> dict[str, Any]:
-    run_command(run, [config.CONVERT_TO_HUGGINGFACE, "--tf_checkpoint", str(run.model_dir),
+    run_command(run, [settings.CONVERT_TO_HUGGINGFACE, "--tf_checkpoint", str(run.model_dir),
                       "--bert_config_file", str(run.bert_config_file), "--vocab_file", str(run.vocab_file),
                       "--output_dir", str(run.export_dir), "--overwrite",
-                      *config.stage_flags(run.cfg, config.CONVERT_TO_HUGGINGFACE)])
+                      *settings.stage_flags(run.cfg, settings.CONVERT_TO_HUGGINGFACE)])
     # The export must equal the checkpoint it came from, tensor for tensor.
     run.compare_dir.mkdir(parents=True, exist_ok=True)
     run_command(run, ["bert.compare_weights", str(run.export_dir), str(run.model_dir), "--no_text",
@@ -163,9 +164,9 @@ def step_evaluate(run: Run) -> dict[str, Any] | None:
         out = run.evaluate_dir / name
         models = [("ours", str(run.export_dir))] + ([("reference", reference)] if reference else [])
         for label, model in models:
-            run_command(run, [config.DOWNSTREAM_RUN, "--task", kind, "--data_dir", str(folder),
+            run_command(run, [settings.DOWNSTREAM_RUN, "--task", kind, "--data_dir", str(folder),
                               "--model", model, "--output_dir", str(out / label),
-                              *config.stage_flags(run.cfg, config.DOWNSTREAM_RUN)])
+                              *settings.stage_flags(run.cfg, settings.DOWNSTREAM_RUN)])
             outputs.append(str(out / label))
         if reference:
             run_command(run, ["downstream_tasks.compare", str(out / "ours"), str(out / "reference"),

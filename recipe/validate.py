@@ -15,7 +15,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from recipe.config import MODEL_SIZE_KEYS, RecipeError
+from recipe.config import RecipeError
+from recipe.settings import MODEL_SIZE_KEYS
 from utils.cli import UserError
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from recipe.config import (RecipeError, build_parser, effective_config, find_init_checkpoint,
-                           lock_run_dir, selected_steps)
+from recipe.config import RecipeError, effective_config, find_init_checkpoint, lock_run_dir, selected_steps
+from recipe.settings import build_parser
 
 
 def _fake_init(folder: Path, prefix: str) -> Path:
@@ -127,19 +127,19 @@ def test_contradictory_options_exit_2_bad_values_exit_1(tmp_path):
 
 
 def test_the_table_says_what_is_runtime_only_extendable_and_redoes_a_step():
-    from recipe import config
+    from recipe import settings
 
-    assert config.RUNTIME_ONLY == {
+    assert settings.RUNTIME_ONLY == {
         "num_workers", "use_xla", "use_amp", "amp_dtype", "log_every_n_steps", "reference", "eval_data",
         "num_devices", "worker_hosts", "task_index", "iterations_per_loop", "scheduler", "dask_workers",
         "eval_preset", "eval_seeds", "eval_max_steps", "note_time_budget"}
-    assert config.EXTENDABLE == {"num_train_steps"}
-    assert config.step_settings() == {"pretrain": ("num_train_steps",),
-                                      "evaluate": ("eval_preset", "eval_seeds", "eval_max_steps")}
+    assert settings.EXTENDABLE == {"num_train_steps"}
+    assert settings.step_settings() == {"pretrain": ("num_train_steps",),
+                                        "evaluate": ("eval_preset", "eval_seeds", "eval_max_steps")}
 
 
 def test_presets_layer_corpus_scratch_and_model_size():
-    from recipe.config import preset_values
+    from recipe.settings import preset_values
 
     demo = preset_values("demo", "discharge")  # the demo's own values, whatever the corpus
     assert (demo["num_train_steps"], demo["dupe_factor"], demo["vocab_size"], demo["tiny_layers"]) == (1000, 3, 4000, 2)
@@ -154,7 +154,7 @@ def test_presets_layer_corpus_scratch_and_model_size():
 
 
 def test_every_setting_is_one_option_and_the_parser_has_no_other_but_what_and_where():
-    from recipe.config import SETTINGS
+    from recipe.settings import SETTINGS
 
     dests = [a.dest for a in build_parser()._actions]
     assert sorted(dests) == sorted([s.name for s in SETTINGS] + ["help", "demo", "run_dir", "steps"])

@@ -197,7 +197,8 @@ def test_evaluate_runs_each_task_for_ours_and_the_reference_then_compares(tmp_pa
 
 
 def test_pass_through_flags_reach_the_stages_only_when_set(tmp_path, monkeypatch):
-    from recipe.config import build_parser, effective_config
+    from recipe.config import effective_config
+    from recipe.settings import build_parser
     calls = []
     monkeypatch.setattr(steps, "run_command", lambda run, args: calls.append(args))
     cfg = effective_config(build_parser().parse_args(["--demo"]))

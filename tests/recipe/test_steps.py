@@ -5,7 +5,8 @@ import pytest
 
 from recipe import steps
 from recipe.run_folder import Run
-from recipe.config import RecipeError, build_parser, effective_config
+from recipe.config import RecipeError, effective_config
+from recipe.settings import build_parser
 
 
 def _demo_run(tmp_path):

@@ -153,7 +153,8 @@ def test_a_good_init_folder_passes_and_its_config_bounds_the_settings(tmp_path, 
     # max_position_embeddings of this config is 64: the published 128 is too long for it
     assert "between 5 and the model's max_position_embeddings (64)" in refused(
         tmp_path, "--notes", str(notes), "--init", str(init))
-    from recipe.config import build_parser, effective_config
+    from recipe.config import effective_config
+    from recipe.settings import build_parser
     from recipe.validate import validate
     cfg = effective_config(build_parser().parse_args(["--notes", str(notes), "--init", str(init),
                                                       "--max_seq_length", "64", "--max_predictions_per_seq", "10"]))
@@ -238,7 +239,8 @@ def test_eval_data_layout_is_checked_up_front(tmp_path, notes, vocab):
 # --------------------------------------------------------------------------- paths
 
 def test_relative_paths_are_the_callers(tmp_path, notes, vocab, monkeypatch):
-    from recipe.config import build_parser, default_run_dir, effective_config
+    from recipe.config import default_run_dir, effective_config
+    from recipe.settings import build_parser
     probe = tmp_path / "probe"
     probe.mkdir()
     monkeypatch.chdir(probe)
