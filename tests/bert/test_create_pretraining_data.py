@@ -369,7 +369,7 @@ def test_memory_grows_by_under_4_bytes_per_byte_of_text(tmp_path, cased_vocab, m
     the requirement is 6; before the reference-based instance store it was ~15.5). The
     slope between a 1 MB and a 5 MB shard is what a 1 GB shard costs per byte (measured
     there: bench/README.md), without the fixed cost of the interpreter and imports."""
-    from bench.make_clinical_corpus import make_corpus
+    from data_prep.synthetic_corpus import make_corpus
 
     sizes, peaks = [], []
     for docs in (800, 4000):

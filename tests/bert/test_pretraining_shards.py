@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bench.make_clinical_corpus import make_corpus
+from data_prep.synthetic_corpus import make_corpus
 from bert import create_pretraining_data as cpd
 
 REPO = Path(__file__).resolve().parents[2]
