@@ -23,6 +23,7 @@ import pytest
 import tensorflow as tf
 
 from bert import distribute, run_pretraining as rp, train_loop
+from tests.helpers import listeners
 
 REPO = Path(__file__).resolve().parents[2]
 TOL = 1e-5
@@ -201,18 +202,6 @@ needs_netns = pytest.mark.skipif(
            "every interface, so the workers are only started where loopback is all they see")
 
 
-def _listening_ports(pid: int | str) -> set[int]:
-    ports = set()
-    for name in ("tcp", "tcp6"):
-        path = Path(f"/proc/{pid}/net/{name}")
-        if path.exists():
-            for line in path.read_text().splitlines()[1:]:
-                fields = line.split()
-                if fields[3] == "0A":  # LISTEN
-                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-    return ports
-
-
 class Workers:
     """`python -m bert.launch_workers --private_network` with its output collected."""
 
@@ -247,8 +236,8 @@ class Workers:
         ifaces = [ln.split(":")[0].strip()
                   for ln in Path(f"/proc/{pid}/net/dev").read_text().splitlines()[2:]]
         assert ifaces == ["lo"], ifaces
-        assert set(self.ports) <= _listening_ports(pid)
-        assert not set(self.ports) & _listening_ports("self")
+        assert set(self.ports) <= {sock.port for sock in listeners(pid)}
+        assert not set(self.ports) & {sock.port for sock in listeners("self")}
         self.checked_network = True
 
     def wait(self, timeout: float = 300) -> str:
