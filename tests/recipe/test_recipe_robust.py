@@ -155,9 +155,9 @@ def test_sigint_with_two_workers_leaves_no_process_and_the_rerun_resumes_to_the_
 
     again = subprocess.run(cmd, cwd=REPO, env=_env(cache), capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-4000:]
-    shared_dir = shared_run[0]
-    assert _files(run_dir / "text", "*.txt") == _files(shared_dir / "text", "*.txt")
-    assert _files(run_dir / "tfrecords", "*.tfrecord") == _files(shared_dir / "tfrecords", "*.tfrecord")
+    first_run = shared_run[0]
+    assert _files(run_dir / "text", "*.txt") == _files(first_run / "text", "*.txt")
+    assert _files(run_dir / "tfrecords", "*.tfrecord") == _files(first_run / "tfrecords", "*.tfrecord")
     assert len(_files(run_dir / "tfrecords", "*.tfrecord")) >= 10
 
 

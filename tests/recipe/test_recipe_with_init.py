@@ -18,8 +18,8 @@ def _recipe(args: list[str]) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600)
 
 
-def test_continue_from_init_then_compare_with_reference(shared_dir, tmp_path):
-    golden = shared_dir / "golden" / "model"
+def test_continue_from_init_then_compare_with_reference(golden_model, tmp_path):
+    golden = golden_model
     init = tmp_path / "cased_L-2_H-64"
     init.mkdir()
     for name in ("init.ckpt.index", "init.ckpt.data-00000-of-00001", "bert_config.json", "vocab.txt"):
