@@ -95,6 +95,7 @@ def test_iterations_per_loop_gives_the_weights_of_one_step_per_call(config0, gol
     assert got["global_step"] == 3
 
 
+@pytest.mark.slow
 def test_loop_resume_and_a_damaged_newest_checkpoint(config0, golden_model, tmp_path, caplog):
     """Loops stop at checkpoints; a run resumed from an older checkpoint, because the newest
     is damaged (a disk filled up while it was written), ends where the uninterrupted run
@@ -114,6 +115,7 @@ def test_loop_resume_and_a_damaged_newest_checkpoint(config0, golden_model, tmp_
     _assert_same(_variables(out), ref)  # resumed: other loop boundaries, last bits differ
 
 
+@pytest.mark.slow
 def test_raising_num_train_steps_continues_a_finished_run(config0, golden_model, tmp_path, caplog):
     caplog.set_level(logging.INFO)
     out = tmp_path / "run"
@@ -244,6 +246,7 @@ class Workers:
         return "".join(self.lines)
 
 
+@pytest.mark.slow
 @needs_netns
 def test_two_workers_equal_one_device_and_listen_on_loopback_only(config0, golden_model,
                                                                    single, tmp_path):
@@ -259,6 +262,7 @@ def test_two_workers_equal_one_device_and_listen_on_loopback_only(config0, golde
     assert len(list(out.glob("events.out.tfevents.*"))) == 1
 
 
+@pytest.mark.slow
 @needs_netns
 def test_killed_worker_then_rerun_gives_the_uninterrupted_result(config0, golden_model, tmp_path):
     total, every = 60, 5

@@ -75,6 +75,7 @@ def _schedule(step: int, lr: float, total: int, warmup: int) -> float:
     return lr * step / warmup if step < warmup else lr * (1 - min(step, total) / total)
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_continues_to_the_same_result(tiny_config, records, tmp_path):
     total, every = 80, 10
     out = tmp_path / "killed"
@@ -215,7 +216,7 @@ def _short_run(config: str, records: str, out: Path, extra: dict):
 
 
 @pytest.mark.parametrize("extra", [
-    {"use_xla": True},
+    pytest.param({"use_xla": True}, marks=pytest.mark.slow),
     {"use_amp": True, "amp_dtype": "bfloat16"},
     {"use_amp": True, "amp_dtype": "float16"},
 ], ids=["xla", "amp_bf16", "amp_fp16"])
@@ -362,6 +363,7 @@ def _records_with_small_first_record(records: str, path: Path, cap: int) -> None
             w.write(raw)
 
 
+@pytest.mark.slow
 def test_token_ids_beyond_vocab_size(tmp_path, records):
     """Records made with a larger vocabulary than the config's: refused before training
     when record 0 shows it; otherwise TF's useful line plus the likely cause, one line,

@@ -16,6 +16,8 @@ import pytest
 from recipe.fill_mask import PROBES
 from tests.helpers import read_records
 
+pytestmark = pytest.mark.slow  # the demo runs end to end (~35 s) before its first test
+
 REPO = Path(__file__).resolve().parents[2]
 
 # A very small demo: few notes, a tiny vocab, a tiny model, a handful of steps.

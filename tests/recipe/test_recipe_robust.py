@@ -18,6 +18,8 @@ import pytest
 
 from tests.helpers import process_table
 
+pytestmark = pytest.mark.slow  # whole recipe runs, most sharing one ~30 s run
+
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["--model_size", "tiny", "--tiny_hidden_size", "32", "--tiny_layers", "1", "--tiny_heads", "2",
         "--tiny_intermediate_size", "64", "--train_batch_size", "8", "--max_eval_steps", "2",

@@ -9,7 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from data_prep.notes import corpus_selector, iter_notes
+
+pytestmark = pytest.mark.slow  # the whole recipe, twice (~45 s)
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -7,9 +7,12 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_bench_gpu_script_runs_on_cpu_with_a_tiny_model():
     res = subprocess.run(["bash", "bench/bench_gpu.sh", "--tiny", "--budget_s", "15"],
                          cwd=REPO, capture_output=True, text=True, timeout=600)

@@ -52,6 +52,7 @@ def test_same_spans_as_pysbd_on_random_texts(segmenters):
     assert differ == []
 
 
+@pytest.mark.slow
 def test_same_spans_as_pysbd_on_real_and_synthetic_text(segmenters, golden_sections, public_notes):
     from data_prep.synthetic_notes import _NoteWriter
     ours, theirs = segmenters

@@ -69,6 +69,7 @@ class SocketWatch(threading.Thread):
         self.join()
 
 
+@pytest.mark.slow
 def test_local_pool_and_local_dask_cluster_are_byte_identical(notes, reference, tmp_path, capsys):
     assert _run(notes, tmp_path / "w2", "--num_workers", "2") == 0
     assert _shards(tmp_path / "w2") == reference
@@ -136,6 +137,7 @@ def test_scheduler_survives_a_killed_worker_and_resumes(notes, reference, cluste
     assert watch.seen and all(is_loopback(a) for a in watch.seen), watch.seen
 
 
+@pytest.mark.slow
 def test_ctrl_c_with_two_workers_leaves_no_process_and_the_rerun_resumes(tmp_path):
     # Enough notes that most batches are still to come when the first shard is done
     # (the main process keeps 2 x workers + 1 batches of 64 notes in flight).
