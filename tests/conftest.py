@@ -24,11 +24,11 @@ SHARED = Path(os.environ.get("CLINICALBERT_SHARED", REPO.parent / "shared"))
 def shared_dir() -> Path:
     """The project's shared/ folder (specs, golden outputs, vocabularies, public notes)."""
     if not (SHARED / "golden").is_dir():
-        message = (f"../shared not found at {SHARED}: golden/vocab tests need it "
-                   "(set CLINICALBERT_SHARED to its path)")
         if "CLINICALBERT_SHARED" in os.environ:
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+            pytest.fail(f"CLINICALBERT_SHARED={SHARED} has no golden/ folder: point it at the "
+                        "project's shared/ folder", pytrace=False)
+        pytest.skip(f"../shared not found at {SHARED}: golden/vocab tests need it "
+                    "(set CLINICALBERT_SHARED to its path)")
     return SHARED
 
 
@@ -48,7 +48,8 @@ def golden_cpd(shared_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def golden_sections(shared_dir: Path) -> dict:
     """clinicalBERT's section splitter on the public notes: {"sources": [file name per
-    note], "results": [list of sections, or "ERROR", per note]}, 1,586 notes."""
+    note], "results": [list of sections, or "ERROR", per note]}, 1,586 notes. One
+    object for the whole session: read it, never change it."""
     return json.loads((shared_dir / "golden" / "sections" / "public_notes.sections.json").read_text())
 
 
