@@ -1,7 +1,7 @@
 """Benchmark bert.create_pretraining_data: native fast path vs the pure-Python reference.
 
 Generates the deterministic ~10 MB, 8,000-document clinical-style corpus
-(bench/make_clinical_corpus.py), then runs, each in a fresh process (so peak RSS is that
+(data_prep/synthetic_corpus.py), then runs, each in a fresh process (so peak RSS is that
 run's alone), with the clinical flags (cased, 128, 20, seed 12345, dupe 5, 0.15, 0.1):
 
   fast       the default path (C helper), one output file
@@ -65,7 +65,7 @@ def child(args: list[str]) -> dict:
 
 def bytes_per_byte(a: argparse.Namespace, work: Path) -> None:
     """--mb mode: peak RSS / input bytes of the CLI on one generated shard."""
-    from bench.make_clinical_corpus import write_corpus
+    from data_prep.synthetic_corpus import write_corpus
 
     corpus = work / f"corpus_{a.mb:g}mb.txt"
     if not corpus.is_file():
@@ -98,7 +98,7 @@ def main() -> None:
     ap.add_argument("--mb", type=float, default=None, help="memory at scale: one shard of this many MB")
     ap.add_argument("--keep_outputs", action="store_true", help="--mb mode: keep the records")
     a = ap.parse_args()
-    from bench.make_clinical_corpus import make_corpus
+    from data_prep.synthetic_corpus import make_corpus
 
     work = Path(a.workdir or tempfile.mkdtemp(prefix="bench_cpd_"))
     work.mkdir(parents=True, exist_ok=True)

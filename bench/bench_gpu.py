@@ -9,13 +9,8 @@ check of the script itself):
   (--num_devices) when there are several; and the input pipeline alone.
 Prints sequences/s, the time per step and MFU.
 
-MFU = achieved FLOP/s / peak. FLOPs per sequence are counted from the config: forward =
-2 x multiply-adds of every matmul (per token and layer: Q, K, V and output projections
-4 H^2, feed-forward 2 H I, attention scores and values 2 S H; the masked-LM head only at
-the 20 predicted positions: H^2 + H V; the pooler and NSP head), times 3 for forward +
-backward. BERT-Base, seq 128: 69.8 GFLOP per sequence. Peak: the dense bf16 tensor-core
-figure of the GPU model named by nvidia-smi (table below; fp32 runs use TF32 tensor cores
-by default, and are reported against the same peak so rows compare).
+MFU = achieved FLOP/s / peak: FLOPs per sequence counted from the config and the GPU's
+dense bf16 peak, both from bert.flops (BERT-Base, seq 128: 69.8 GFLOP per sequence).
 
   python -m bench.bench_gpu [--tiny] [--budget_s 360] [--steps 20] [--input_only]
 """
@@ -32,6 +27,8 @@ import time
 
 import numpy as np
 
+from bert.flops import flops_per_sequence, peak_tflops
+
 BASE = {"vocab_size": 28996, "hidden_size": 768, "num_hidden_layers": 12,
         "num_attention_heads": 12, "intermediate_size": 3072, "hidden_act": "gelu",
         "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
@@ -39,19 +36,6 @@ BASE = {"vocab_size": 28996, "hidden_size": 768, "num_hidden_layers": 12,
 TINY = BASE | {"vocab_size": 1000, "hidden_size": 64, "num_hidden_layers": 2,
                "num_attention_heads": 2, "intermediate_size": 128}
 SEQ, PRED = 128, 20
-# Dense bf16 tensor-core peak TFLOP/s per GPU, by a substring of nvidia-smi's name.
-PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "GH200": 989.0, "B200": 2250.0,
-               "A100": 312.0, "A800": 312.0, "L40S": 362.0, "L4": 121.0, "A10": 125.0,
-               "RTX 4090": 165.0, "RTX 3090": 71.0, "V100": 125.0, "T4": 65.0}
-
-
-def flops_per_sequence(cfg: dict, seq: int = SEQ, pred: int = PRED) -> float:
-    """Forward + backward FLOPs of one pretraining sequence (see the module docstring)."""
-    h, i, v, n = (cfg["hidden_size"], cfg["intermediate_size"], cfg["vocab_size"],
-                  cfg["num_hidden_layers"])
-    per_token_layer = 4 * h * h + 2 * h * i + 2 * seq * h
-    forward_macs = seq * n * per_token_layer + pred * (h * h + h * v) + h * h + 2 * h
-    return 3 * 2 * forward_macs
 
 
 def gpu_name() -> str:
@@ -61,13 +45,6 @@ def gpu_name() -> str:
         return first.split(":", 1)[1].split("(")[0].strip() if ":" in first else ""
     except (OSError, subprocess.TimeoutExpired, IndexError):
         return ""
-
-
-def peak_tflops(name: str) -> float | None:
-    for key, value in sorted(PEAK_TFLOPS.items(), key=lambda kv: -len(kv[0])):
-        if key in name:
-            return value
-    return None
 
 
 def write_records(path: str, cfg: dict, n: int = 1024, seed: int = 0) -> None:

@@ -23,8 +23,8 @@ PERTURBED = {"bert/encoder/layer_1/attention/self/key/kernel": 1e-3,
 
 
 @pytest.fixture(scope="module")
-def golden_ckpt(shared_dir: Path) -> Path:
-    return shared_dir / "golden" / "model" / "init.ckpt"
+def golden_ckpt(golden_model: Path) -> Path:
+    return golden_model / "init.ckpt"
 
 
 @pytest.fixture(scope="module")

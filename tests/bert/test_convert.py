@@ -17,31 +17,22 @@ from bert import checkpoint_map as cm  # noqa: E402
 from bert.checkpoint_map import CheckpointError  # noqa: E402
 from bert.convert_from_huggingface import convert_from_hf  # noqa: E402
 from bert.convert_to_huggingface import convert  # noqa: E402
+from tests.helpers import read_batch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def golden(shared_dir: Path) -> Path:
-    return shared_dir / "golden" / "model"
-
-
-@pytest.fixture(scope="module")
-def golden_hf(golden: Path, tmp_path_factory) -> Path:
+def golden_hf(golden_model: Path, tmp_path_factory) -> Path:
     """The golden checkpoint exported with --exact_gelu, self-verified against the TF graph."""
     out = tmp_path_factory.mktemp("hf") / "golden_hf"
-    return convert(golden / "init.ckpt", out, do_lower_case=True, exact_gelu=True, verify=True)
+    return convert(golden_model / "init.ckpt", out, do_lower_case=True, exact_gelu=True, verify=True)
 
 
-def _golden_batch0(golden: Path) -> dict[str, np.ndarray]:
-    import tensorflow as tf
-    records = []
-    for raw in tf.compat.v1.io.tf_record_iterator(str(golden / "input.tfrecord")):
-        records.append(tf.train.Example.FromString(raw))
-        if len(records) == 8:
-            break
-    return {k: np.array([list(e.features.feature[k].int64_list.value) for e in records])
-            for k in ("input_ids", "input_mask", "segment_ids", "masked_lm_positions")}
+def _golden_batch0(golden_model: Path) -> dict[str, np.ndarray]:
+    """The golden model's first batch: its first 8 records (batch size 8, file order)."""
+    batch = read_batch(golden_model / "input.tfrecord", 8)
+    return {k: batch[k] for k in ("input_ids", "input_mask", "segment_ids", "masked_lm_positions")}
 
 
 def _same_weights(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
@@ -51,9 +42,9 @@ def _same_weights(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
 
 # ----------------------------------------------------------------------------- golden export
 
-def test_export_files(golden_hf: Path, golden: Path) -> None:
+def test_export_files(golden_hf: Path, golden_model: Path) -> None:
     config = json.loads((golden_hf / "config.json").read_text())
-    tf_config = json.loads((golden / "bert_config.json").read_text())
+    tf_config = json.loads((golden_model / "bert_config.json").read_text())
     assert config["model_type"] == "bert" and config["architectures"] == ["BertForPreTraining"]
     assert config["hidden_act"] == "gelu_new"  # --exact_gelu
     assert config["layer_norm_eps"] == 1e-12 and config["pad_token_id"] == 0
@@ -64,11 +55,11 @@ def test_export_files(golden_hf: Path, golden: Path) -> None:
     assert tok["do_lower_case"] is True and tok["model_max_length"] == 512
     assert tok["tokenizer_class"] == "BertTokenizer"
     assert json.loads((golden_hf / "special_tokens_map.json").read_text())["mask_token"] == "[MASK]"
-    assert (golden_hf / "vocab.txt").read_bytes() == (golden / "vocab.txt").read_bytes()
+    assert (golden_hf / "vocab.txt").read_bytes() == (golden_model / "vocab.txt").read_bytes()
     assert not list(golden_hf.parent.glob(".*tmp-*"))  # no temp folder left behind
 
 
-def test_export_loads_in_transformers(golden_hf: Path, golden: Path) -> None:
+def test_export_loads_in_transformers(golden_hf: Path, golden_model: Path) -> None:
     from transformers import (AutoModel, AutoModelForMaskedLM, AutoTokenizer, BertForPreTraining,
                               pipeline)
     _, info = BertForPreTraining.from_pretrained(golden_hf, output_loading_info=True)
@@ -80,7 +71,7 @@ def test_export_loads_in_transformers(golden_hf: Path, golden: Path) -> None:
     assert tokenizer.do_lower_case is True and tokenizer.model_max_length == 512
     # Google's tokenizer is the reference for the tokenization the model was trained with.
     from bert import tokenization
-    ref = tokenization.FullTokenizer(str(golden / "vocab.txt"), do_lower_case=True)
+    ref = tokenization.FullTokenizer(str(golden_model / "vocab.txt"), do_lower_case=True)
     text = "Patient given Lasix 40 mg IV; HEPARIN drip started."
     assert tokenizer.tokenize(text) == ref.tokenize(text)
     fill = pipeline("fill-mask", model=str(golden_hf), tokenizer=tokenizer)
@@ -89,11 +80,11 @@ def test_export_loads_in_transformers(golden_hf: Path, golden: Path) -> None:
     assert [r["score"] for r in result] == sorted((r["score"] for r in result), reverse=True)
 
 
-def test_export_matches_golden_tf_outputs(golden_hf: Path, golden: Path) -> None:
+def test_export_matches_golden_tf_outputs(golden_hf: Path, golden_model: Path) -> None:
     import torch
     from transformers import BertForPreTraining
-    ref = np.load(golden / "golden_outputs.npz")
-    b = _golden_batch0(golden)
+    ref = np.load(golden_model / "golden_outputs.npz")
+    b = _golden_batch0(golden_model)
     model = BertForPreTraining.from_pretrained(golden_hf).eval()
     with torch.no_grad():
         out = model(input_ids=torch.tensor(b["input_ids"]), attention_mask=torch.tensor(b["input_mask"]),
@@ -114,9 +105,9 @@ def logits_dim(out) -> int:
     return out.prediction_logits.shape[-1]
 
 
-def test_cased_export_keeps_case(golden: Path, tmp_path: Path) -> None:
+def test_cased_export_keeps_case(golden_model: Path, tmp_path: Path) -> None:
     from transformers import AutoTokenizer
-    out = convert(golden / "init.ckpt", tmp_path / "cased", do_lower_case=False, verify=False)
+    out = convert(golden_model / "init.ckpt", tmp_path / "cased", do_lower_case=False, verify=False)
     assert json.loads((out / "config.json").read_text())["hidden_act"] == "gelu"  # as the TF config
     tokenizer = AutoTokenizer.from_pretrained(out)
     assert tokenizer.do_lower_case is False
@@ -125,14 +116,14 @@ def test_cased_export_keeps_case(golden: Path, tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------------------- round trips
 
-def test_round_trip_tf_hf_tf(golden_hf: Path, golden: Path, tmp_path: Path) -> None:
+def test_round_trip_tf_hf_tf(golden_hf: Path, golden_model: Path, tmp_path: Path) -> None:
     tf_dir = convert_from_hf(golden_hf, tmp_path / "tf")
     assert _same_weights(cm.read_tf_checkpoint(cm.resolve_checkpoint(tf_dir)),
-                         cm.read_tf_checkpoint(str(golden / "init.ckpt")))
+                         cm.read_tf_checkpoint(str(golden_model / "init.ckpt")))
     assert json.loads((tf_dir / "bert_config.json").read_text()) == \
-        json.loads((golden / "bert_config.json").read_text())
+        json.loads((golden_model / "bert_config.json").read_text())
     assert json.loads((tf_dir / cm.TRAINING_CONFIG).read_text())["do_lower_case"] is True
-    assert (tf_dir / "vocab.txt").read_bytes() == (golden / "vocab.txt").read_bytes()
+    assert (tf_dir / "vocab.txt").read_bytes() == (golden_model / "vocab.txt").read_bytes()
 
 
 def test_round_trip_hf_tf_hf(golden_hf: Path, tmp_path: Path) -> None:
@@ -256,27 +247,27 @@ def test_missing_checkpoint(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
-def _golden_copy(golden: Path, dest: Path, **config_changes) -> Path:
+def _golden_copy(golden_model: Path, dest: Path, **config_changes) -> Path:
     dest.mkdir()
-    for f in golden.glob("init.ckpt.*"):
+    for f in golden_model.glob("init.ckpt.*"):
         (dest / f.name).write_bytes(f.read_bytes())
-    config = json.loads((golden / "bert_config.json").read_text())
+    config = json.loads((golden_model / "bert_config.json").read_text())
     config.update(config_changes)
     (dest / "bert_config.json").write_text(json.dumps(config))
-    (dest / "vocab.txt").write_bytes((golden / "vocab.txt").read_bytes())
+    (dest / "vocab.txt").write_bytes((golden_model / "vocab.txt").read_bytes())
     return dest
 
 
-def test_shape_mismatch_names_tensor(golden: Path, tmp_path: Path) -> None:
-    src = _golden_copy(golden, tmp_path / "c", intermediate_size=256)
+def test_shape_mismatch_names_tensor(golden_model: Path, tmp_path: Path) -> None:
+    src = _golden_copy(golden_model, tmp_path / "c", intermediate_size=256)
     with pytest.raises(CheckpointError, match=r"tensor bert/encoder/layer_0/intermediate/dense/bias has "
                                               r"shape \[128\] but the config implies \[256\]"):
         convert(src / "init.ckpt", tmp_path / "out", do_lower_case=True)
     assert not (tmp_path / "out").exists()
 
 
-def test_vocab_size_mismatch(golden: Path, tmp_path: Path) -> None:
-    src = _golden_copy(golden, tmp_path / "c")
+def test_vocab_size_mismatch(golden_model: Path, tmp_path: Path) -> None:
+    src = _golden_copy(golden_model, tmp_path / "c")
     with open(src / "vocab.txt", "a") as f:
         f.write("extra\n")
     with pytest.raises(CheckpointError, match=r"vocab.txt: vocab has 628 tokens but the config says "
@@ -284,14 +275,14 @@ def test_vocab_size_mismatch(golden: Path, tmp_path: Path) -> None:
         convert(src / "init.ckpt", tmp_path / "out", do_lower_case=True)
 
 
-def test_casing_must_be_stated(golden: Path, tmp_path: Path) -> None:
-    src = _golden_copy(golden, tmp_path / "c")
+def test_casing_must_be_stated(golden_model: Path, tmp_path: Path) -> None:
+    src = _golden_copy(golden_model, tmp_path / "c")
     with pytest.raises(CheckpointError, match="casing unknown: pass --do_lower_case"):
         convert(src, tmp_path / "out")
 
 
-def test_casing_from_run_pretraining_training_config(golden: Path, tmp_path: Path) -> None:
-    src = _golden_copy(golden, tmp_path / "c")
+def test_casing_from_run_pretraining_training_config(golden_model: Path, tmp_path: Path) -> None:
+    src = _golden_copy(golden_model, tmp_path / "c")
     (src / cm.TRAINING_CONFIG).write_text(json.dumps({"flags": {"do_lower_case": False}, "bert_config": {}}))
     out = convert(src, tmp_path / "out", verify=False)
     assert json.loads((out / "tokenizer_config.json").read_text())["do_lower_case"] is False
@@ -300,22 +291,22 @@ def test_casing_from_run_pretraining_training_config(golden: Path, tmp_path: Pat
         convert(src, tmp_path / "out2", verify=False)
 
 
-def test_refuses_to_overwrite(golden: Path, tmp_path: Path) -> None:
+def test_refuses_to_overwrite(golden_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     with pytest.raises(CheckpointError, match="not empty.*--overwrite"):
-        convert(golden / "init.ckpt", out, do_lower_case=True, verify=False)
+        convert(golden_model / "init.ckpt", out, do_lower_case=True, verify=False)
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
-    convert(golden / "init.ckpt", out, do_lower_case=True, verify=False, overwrite=True)
+    convert(golden_model / "init.ckpt", out, do_lower_case=True, verify=False, overwrite=True)
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"])
 
 
-def test_failed_verification_leaves_nothing(golden: Path, tmp_path: Path) -> None:
+def test_failed_verification_leaves_nothing(golden_model: Path, tmp_path: Path) -> None:
     # erf gelu vs the tanh graph at an impossible tolerance must fail, and remove the export
     with pytest.raises(CheckpointError, match="verification against the TF graph failed"):
-        convert(golden / "init.ckpt", tmp_path / "out", do_lower_case=True, verify=True,
+        convert(golden_model / "init.ckpt", tmp_path / "out", do_lower_case=True, verify=True,
                 verify_tolerance=1e-9)
     assert list(tmp_path.iterdir()) == []
 

@@ -15,14 +15,16 @@ import pytest
 
 from bert import create_pretraining_data as cpd
 from bert import tokenization
+from tests.helpers import read_records
 
 REPO = Path(__file__).resolve().parents[2]
 native_only = pytest.mark.skipif(cpd._cpd_native is None,
                                  reason="bert._cpd_native not built (bash scripts/ensure_venv.sh or pip install -e . builds it)")
 
 
-def golden_case(shared_dir: Path, name: str):
-    g = shared_dir / "golden" / "create_pretraining_data"
+def golden_case(g: Path, name: str):
+    """(inputs, vocab, do_lower_case, other flags, golden output) of one case of cases.json
+    in the golden folder `g`."""
     case = {c["name"]: c for c in json.loads((g / "cases.json").read_text())}[name]
     flags = dict(case["flags"])
     lower = flags.pop("do_lower_case") == "True"
@@ -40,11 +42,11 @@ CASES = ["clin_cased_clinicalbert", "sample_uncased_defaults"]
 
 @pytest.mark.parametrize("use_native", [pytest.param(True, marks=native_only), False])
 @pytest.mark.parametrize("name", CASES)
-def test_golden_bytes(shared_dir, tmp_path, name, use_native):
+def test_golden_bytes(golden_cpd, tmp_path, name, use_native):
     """Same records, same order; with the golden file's map-entry order, same bytes."""
-    inputs, vocab, lower, flags, golden = golden_case(shared_dir, name)
-    gold = list(cpd.iter_records(golden))
-    order = tuple(cpd.parse_example(gold[0]))
+    inputs, vocab, lower, flags, golden = golden_case(golden_cpd, name)
+    gold = read_records(golden)
+    order = tuple(gold[0])  # the golden file's map-entry order
     out = tmp_path / "out.tfrecord"
     counts = cpd.run(inputs, [str(out)], tokenization.FullTokenizer(vocab, lower),
                      use_native=use_native, feature_order=order, **flags)
@@ -53,8 +55,8 @@ def test_golden_bytes(shared_dir, tmp_path, name, use_native):
 
 
 @native_only
-def test_cli_default_order_parsed_equals_golden(shared_dir, tmp_path):
-    inputs, vocab, lower, flags, golden = golden_case(shared_dir, "clin_cased_clinicalbert")
+def test_cli_default_order_parsed_equals_golden(golden_cpd, tmp_path):
+    inputs, vocab, lower, flags, golden = golden_case(golden_cpd, "clin_cased_clinicalbert")
     out = tmp_path / "o.tfrecord"
     r = cli("--input_file", ",".join(inputs), "--output_file", str(out), "--vocab_file", vocab,
             f"--do_lower_case={lower}", *[f"--{k}={v}" for k, v in flags.items()])
@@ -62,8 +64,7 @@ def test_cli_default_order_parsed_equals_golden(shared_dir, tmp_path):
     assert "native (C) path" in r.stderr
     assert "300 documents, 4,577 segments, 8,303 instances" in r.stderr
     assert "[CLS]" not in r.stderr  # no example text unless --log_examples
-    mine = [cpd.parse_example(x) for x in cpd.iter_records(out)]
-    gold = [cpd.parse_example(x) for x in cpd.iter_records(golden)]
+    mine, gold = read_records(out), read_records(golden)
     assert mine == gold
     assert tuple(mine[0]) == cpd.FEATURES  # Google's insertion order by default
     first = gold[0]
@@ -72,10 +73,10 @@ def test_cli_default_order_parsed_equals_golden(shared_dir, tmp_path):
 
 
 @native_only
-def test_tfrecord_framing_is_valid_for_tensorflow(shared_dir, tmp_path):
+def test_tfrecord_framing_is_valid_for_tensorflow(golden_cpd, tmp_path):
     """TensorFlow's own reader (which checks both CRCs) reads the native output."""
     import tensorflow as tf
-    inputs, vocab, lower, flags, _ = golden_case(shared_dir, "sample_uncased_defaults")
+    inputs, vocab, lower, flags, _ = golden_case(golden_cpd, "sample_uncased_defaults")
     out = tmp_path / "o.tfrecord"
     cpd.run(inputs, [str(out)], tokenization.FullTokenizer(vocab, lower), use_native=True, **flags)
     recs = [r.numpy() for r in tf.data.TFRecordDataset(str(out))]
@@ -92,10 +93,10 @@ HOSTILE_LINES = ["Café naïve Straße – 38 °C, 50 µg", "中文病历 记录
 
 
 @pytest.fixture(scope="module")
-def mixed_inputs(shared_dir, tmp_path_factory):
+def mixed_inputs(golden_cpd, tmp_path_factory):
     """Two input files (documents continue across them) mixing clinical lines and hostile
     Unicode, with a tokenless line and a lone \\r inside a line."""
-    lines = (shared_dir / "golden/create_pretraining_data/clin.txt").read_text("utf-8").split("\n")[:900]
+    lines = (golden_cpd / "clin.txt").read_text("utf-8").split("\n")[:900]
     r = random.Random(5)
     for k in range(0, len(lines), 13):
         lines.insert(k, r.choice(HOSTILE_LINES))
@@ -134,7 +135,7 @@ def test_native_equals_reference(mixed_inputs, cased_vocab, uncased_vocab, tmp_p
         outs[native] = (counts, [Path(f).read_bytes() for f in files])
     assert outs[True] == outs[False]
     counts, blobs = outs[True]
-    assert counts["instances"] == sum(len(list(cpd.iter_records(f))) for f in
+    assert counts["instances"] == sum(len(read_records(f)) for f in
                                       tmp_path.glob("True-*.tfrecord")) > 0
     assert all(blobs)
 
@@ -315,7 +316,7 @@ def test_parallel_shards_equal_single_runs_and_resume(mixed_inputs, cased_vocab,
         assert r1.returncode == 0, r1.stderr
         assert (out / f"s{i}.tfrecord").read_bytes() == single.read_bytes()
         side = json.loads((out / f"s{i}.tfrecord.json").read_text())
-        assert side["counts"]["instances"] == len(list(cpd.iter_records(single)))
+        assert side["counts"]["instances"] == len(read_records(single))
         assert side["inputs"]["text"][0]["size"] == (shards / f"s{i}.txt").stat().st_size
         assert side["settings"]["random_seed"] == 12345
     # rerun: both skipped; change one shard: only it is redone
@@ -369,7 +370,7 @@ def test_memory_grows_by_under_4_bytes_per_byte_of_text(tmp_path, cased_vocab, m
     the requirement is 6; before the reference-based instance store it was ~15.5). The
     slope between a 1 MB and a 5 MB shard is what a 1 GB shard costs per byte (measured
     there: bench/README.md), without the fixed cost of the interpreter and imports."""
-    from bench.make_clinical_corpus import make_corpus
+    from data_prep.synthetic_corpus import make_corpus
 
     sizes, peaks = [], []
     for docs in (800, 4000):
@@ -404,8 +405,7 @@ def test_native_equals_reference_with_int32_ids(mixed_inputs, cased_vocab, tmp_p
                 masked_lm_prob=0.5, max_predictions_per_seq=40)  # many random-word ids > 65535
         blobs.append(out.read_bytes())
     assert blobs[0] == blobs[1]
-    ids = [i for rec in cpd.iter_records(tmp_path / "True.tfrecord")
-           for i in cpd.parse_example(rec)["input_ids"]]
+    ids = [i for rec in read_records(tmp_path / "True.tfrecord") for i in rec["input_ids"]]
     assert max(ids) >= 1 << 16
 
 

@@ -23,39 +23,35 @@ import pytest
 import tensorflow as tf
 
 from bert import distribute, run_pretraining as rp, train_loop
+from tests.helpers import listeners
 
 REPO = Path(__file__).resolve().parents[2]
 TOL = 1e-5
 
 
 @pytest.fixture(scope="module")
-def gold(shared_dir) -> Path:
-    return shared_dir / "golden" / "model"
-
-
-@pytest.fixture(scope="module")
-def config0(gold, tmp_path_factory) -> str:
+def config0(golden_model, tmp_path_factory) -> str:
     """The golden config with dropout 0 (so that runs are comparable)."""
-    cfg = json.loads((gold / "bert_config.json").read_text())
+    cfg = json.loads((golden_model / "bert_config.json").read_text())
     cfg.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     path = tmp_path_factory.mktemp("cfg") / "bert_config.json"
     path.write_text(json.dumps(cfg))
     return str(path)
 
 
-def _flags(config0: str, gold: Path, out: Path, **extra) -> dict:
-    return {"bert_config_file": config0, "input_file": str(gold / "input.tfrecord"),
+def _flags(config0: str, golden_model: Path, out: Path, **extra) -> dict:
+    return {"bert_config_file": config0, "input_file": str(golden_model / "input.tfrecord"),
             "output_dir": str(out), "do_train": True, "train_batch_size": 8,
             "num_train_steps": 3, "num_warmup_steps": 1, "learning_rate": 1e-3,
             "save_checkpoints_steps": 3, "log_every_n_steps": 3,
-            "init_checkpoint": str(gold / "init.ckpt")} | extra
+            "init_checkpoint": str(golden_model / "init.ckpt")} | extra
 
 
-def _run(config0, gold, out, **extra) -> str:
+def _run(config0, golden_model, out, **extra) -> str:
     """In-process run (stderr captured); returns stderr."""
     buf = io.StringIO()
     with contextlib.redirect_stderr(buf):
-        rp.run(rp.Options(**_flags(config0, gold, out, **extra)))
+        rp.run(rp.Options(**_flags(config0, golden_model, out, **extra)))
     return buf.getvalue()
 
 
@@ -72,18 +68,18 @@ def _assert_same(got: dict, ref: dict, tol: float = TOL) -> None:
 
 
 @pytest.fixture(scope="module")
-def single(config0, gold, tmp_path_factory) -> dict:
+def single(config0, golden_model, tmp_path_factory) -> dict:
     """3 steps, one device, one step per session call: the reference."""
     out = tmp_path_factory.mktemp("single")
-    _run(config0, gold, out, iterations_per_loop=1)
+    _run(config0, golden_model, out, iterations_per_loop=1)
     return _variables(out)
 
 
 # ---------------------------------------------------------------------------- loops
 
 
-def test_iterations_per_loop_gives_the_weights_of_one_step_per_call(config0, gold, single,
-                                                                    tmp_path, monkeypatch):
+def test_iterations_per_loop_gives_the_weights_of_one_step_per_call(config0, golden_model,
+                                                                    single, tmp_path, monkeypatch):
     calls = []
     real = train_loop.run_reporting_errors
 
@@ -92,37 +88,39 @@ def test_iterations_per_loop_gives_the_weights_of_one_step_per_call(config0, gol
         return real(sess, fetches, feed, first, last, vocab_size)
 
     monkeypatch.setattr(train_loop, "run_reporting_errors", record)
-    _run(config0, gold, tmp_path / "loop", iterations_per_loop=100)
+    _run(config0, golden_model, tmp_path / "loop", iterations_per_loop=100)
     assert calls == [(1, 1), (2, 3)]  # one step (it sizes the loops), then a 2-step loop
     got = _variables(tmp_path / "loop")
     _assert_same(got, single, tol=1e-6)
     assert got["global_step"] == 3
 
 
-def test_loop_resume_and_a_damaged_newest_checkpoint(config0, gold, tmp_path, caplog):
+@pytest.mark.slow
+def test_loop_resume_and_a_damaged_newest_checkpoint(config0, golden_model, tmp_path, caplog):
     """Loops stop at checkpoints; a run resumed from an older checkpoint, because the newest
     is damaged (a disk filled up while it was written), ends where the uninterrupted run
     ended."""
     flags = dict(num_train_steps=7, save_checkpoints_steps=3, log_every_n_steps=7,
                  iterations_per_loop=100)
     ref_dir, out = tmp_path / "ref", tmp_path / "run"
-    _run(config0, gold, ref_dir, **flags)
+    _run(config0, golden_model, ref_dir, **flags)
     ref = _variables(ref_dir)
-    _run(config0, gold, out, **flags)
+    _run(config0, golden_model, out, **flags)
     data = out / "model.ckpt-7.data-00000-of-00001"
     data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
-    _run(config0, gold, out, **flags)
+    _run(config0, golden_model, out, **flags)
     assert re.search(r"skipped the unreadable checkpoint \S*model\.ckpt-7 \(Read less bytes "
                      r"than requested\); resuming from \S*model\.ckpt-6", caplog.text), \
         caplog.text[-2000:]
     _assert_same(_variables(out), ref)  # resumed: other loop boundaries, last bits differ
 
 
-def test_raising_num_train_steps_continues_a_finished_run(config0, gold, tmp_path, caplog):
+@pytest.mark.slow
+def test_raising_num_train_steps_continues_a_finished_run(config0, golden_model, tmp_path, caplog):
     caplog.set_level(logging.INFO)
     out = tmp_path / "run"
-    _run(config0, gold, out, num_train_steps=2)
-    _run(config0, gold, out, num_train_steps=4)
+    _run(config0, golden_model, out, num_train_steps=2)
+    _run(config0, golden_model, out, num_train_steps=4)
     assert tf.train.latest_checkpoint(str(out)).endswith("model.ckpt-4")
     assert re.search(r"--num_train_steps=4 \(was 2 .*\): training continues from the last "
                      r"checkpoint, and the learning-rate schedule is the one of the new total",
@@ -133,23 +131,23 @@ def test_raising_num_train_steps_continues_a_finished_run(config0, gold, tmp_pat
 # ---------------------------------------------------------------------------- devices
 
 
-def test_two_devices_in_one_process_equal_one_device(config0, gold, single, tmp_path):
-    _run(config0, gold, tmp_path / "two", num_devices=2, iterations_per_loop=1)
+def test_two_devices_in_one_process_equal_one_device(config0, golden_model, single, tmp_path):
+    _run(config0, golden_model, tmp_path / "two", num_devices=2, iterations_per_loop=1)
     _assert_same(_variables(tmp_path / "two"), single)
 
 
-def test_replicas_in_one_process_share_one_set_of_variables(config0, gold):
+def test_replicas_in_one_process_share_one_set_of_variables(config0, golden_model):
     """The trap of wrapping a model_fn in a strategy: per-replica copies that the optimizer
     updates separately and that silently drift. Here the replicas read one set of
     variables (the single-device names, no copies), so there is nothing to drift."""
-    opts = rp.Options(**_flags(config0, gold, "/nonexistent", num_devices=2))
+    opts = rp.Options(**_flags(config0, golden_model, "/nonexistent", num_devices=2))
     bert_config = rp.modeling.BertConfig.from_json_file(config0)
     layout = distribute.Layout(num_local=2)
-    tg = train_loop.build_graph(opts, bert_config, [str(gold / "input.tfrecord")], None, 0,
+    tg = train_loop.build_graph(opts, bert_config, [str(golden_model / "input.tfrecord")], None, 0,
                                 layout)
     with tg.graph.as_default():
         names = [v.op.name for v in tf.compat.v1.global_variables()]
-    one = train_loop.build_graph(opts, bert_config, [str(gold / "input.tfrecord")], None, 0,
+    one = train_loop.build_graph(opts, bert_config, [str(golden_model / "input.tfrecord")], None, 0,
                                  distribute.Layout())
     with one.graph.as_default():
         single_names = [v.op.name for v in tf.compat.v1.global_variables()]
@@ -159,10 +157,10 @@ def test_replicas_in_one_process_share_one_set_of_variables(config0, gold):
     assert {d.split("device:")[-1] for d in devices if d} >= {"CPU:0", "CPU:1"}
 
 
-def test_global_batch_must_split_evenly(config0, gold, tmp_path):
+def test_global_batch_must_split_evenly(config0, golden_model, tmp_path):
     with pytest.raises(rp.UserError, match=r"--train_batch_size=8 \(the global batch\) must be "
                                            r"a multiple of the 3 replicas"):
-        _run(config0, gold, tmp_path / "o", num_devices=3)
+        _run(config0, golden_model, tmp_path / "o", num_devices=3)
 
 
 def test_layout_from_flags_and_tf_config(monkeypatch):
@@ -201,18 +199,6 @@ needs_netns = pytest.mark.skipif(
            "every interface, so the workers are only started where loopback is all they see")
 
 
-def _listening_ports(pid: int | str) -> set[int]:
-    ports = set()
-    for name in ("tcp", "tcp6"):
-        path = Path(f"/proc/{pid}/net/{name}")
-        if path.exists():
-            for line in path.read_text().splitlines()[1:]:
-                fields = line.split()
-                if fields[3] == "0A":  # LISTEN
-                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-    return ports
-
-
 class Workers:
     """`python -m bert.launch_workers --private_network` with its output collected."""
 
@@ -247,8 +233,8 @@ class Workers:
         ifaces = [ln.split(":")[0].strip()
                   for ln in Path(f"/proc/{pid}/net/dev").read_text().splitlines()[2:]]
         assert ifaces == ["lo"], ifaces
-        assert set(self.ports) <= _listening_ports(pid)
-        assert not set(self.ports) & _listening_ports("self")
+        assert set(self.ports) <= {sock.port for sock in listeners(pid)}
+        assert not set(self.ports) & {sock.port for sock in listeners("self")}
         self.checked_network = True
 
     def wait(self, timeout: float = 300) -> str:
@@ -260,11 +246,12 @@ class Workers:
         return "".join(self.lines)
 
 
+@pytest.mark.slow
 @needs_netns
-def test_two_workers_equal_one_device_and_listen_on_loopback_only(config0, gold, single,
-                                                                   tmp_path):
+def test_two_workers_equal_one_device_and_listen_on_loopback_only(config0, golden_model,
+                                                                   single, tmp_path):
     out = tmp_path / "workers"
-    workers = Workers(_flags(config0, gold, out))
+    workers = Workers(_flags(config0, golden_model, out))
     log = workers.wait()
     assert workers.proc.returncode == 0, log[-3000:]
     assert workers.checked_network
@@ -275,13 +262,14 @@ def test_two_workers_equal_one_device_and_listen_on_loopback_only(config0, gold,
     assert len(list(out.glob("events.out.tfevents.*"))) == 1
 
 
+@pytest.mark.slow
 @needs_netns
-def test_killed_worker_then_rerun_gives_the_uninterrupted_result(config0, gold, tmp_path):
+def test_killed_worker_then_rerun_gives_the_uninterrupted_result(config0, golden_model, tmp_path):
     total, every = 60, 5
     flags = dict(num_train_steps=total, save_checkpoints_steps=every, log_every_n_steps=every,
                  iterations_per_loop=1)
     out = tmp_path / "killed"
-    workers = Workers(_flags(config0, gold, out, **flags))
+    workers = Workers(_flags(config0, golden_model, out, **flags))
     deadline = time.monotonic() + 240
     while not list(out.glob("model.ckpt-*.index")) and time.monotonic() < deadline:
         assert workers.proc.poll() is None, "".join(workers.lines)
@@ -293,13 +281,13 @@ def test_killed_worker_then_rerun_gives_the_uninterrupted_result(config0, gold, 
     killed_at = int(tf.train.load_variable(tf.train.latest_checkpoint(str(out)), "global_step"))
     assert 0 < killed_at < total, "the run must be killed mid-training"
 
-    rerun = Workers(_flags(config0, gold, out, **flags))
+    rerun = Workers(_flags(config0, golden_model, out, **flags))
     log = rerun.wait()
     assert rerun.proc.returncode == 0, log[-3000:]
     assert f"(global_step {killed_at})" in log  # both resumed from the checkpoint
     assert len(re.findall(r"Resuming from", log)) == 2
     ref = tmp_path / "uninterrupted"
-    _run(config0, gold, ref, **flags)
+    _run(config0, golden_model, ref, **flags)
     _assert_same(_variables(out), _variables(ref))
 
 

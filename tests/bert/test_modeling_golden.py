@@ -19,12 +19,12 @@ tf1 = tf.compat.v1
 TOL = 1e-4
 
 
-def _build(gold, compute_type=tf.float32):
+def _build(golden_model, compute_type=tf.float32):
     """Golden graph: returns (graph, fetches dict, train_op)."""
-    config = modeling.BertConfig.from_json_file(str(gold / "bert_config.json"))
+    config = modeling.BertConfig.from_json_file(str(golden_model / "bert_config.json"))
     graph = tf.Graph()
     with graph.as_default():
-        ds = input_fn_builder([str(gold / "input.tfrecord")], 128, 20, is_training=False)(
+        ds = input_fn_builder([str(golden_model / "input.tfrecord")], 128, 20, is_training=False)(
             {"batch_size": 8})
         f = tf1.data.make_one_shot_iterator(ds).get_next()
         model = modeling.BertModel(config, False, f["input_ids"], f["input_mask"],
@@ -36,9 +36,9 @@ def _build(gold, compute_type=tf.float32):
             config, model.get_pooled_output(), f["next_sentence_labels"])
         loss = mlm_loss + nsp_loss
         tvars = tf1.trainable_variables()
-        amap, _ = modeling.get_assignment_map_from_checkpoint(tvars, str(gold / "init.ckpt"))
+        amap, _ = modeling.get_assignment_map_from_checkpoint(tvars, str(golden_model / "init.ckpt"))
         assert len(amap) == len(tvars)
-        tf1.train.init_from_checkpoint(str(gold / "init.ckpt"), amap)
+        tf1.train.init_from_checkpoint(str(golden_model / "init.ckpt"), amap)
         train_op = optimization.create_optimizer(loss, 1e-3, 100, 2, False)
         fetches = {"seq_out": model.get_sequence_output(), "pooled": model.get_pooled_output(),
                    "mlm_logp": mlm_logp, "nsp_logp": nsp_logp, "loss": loss}
@@ -46,13 +46,8 @@ def _build(gold, compute_type=tf.float32):
 
 
 @pytest.fixture(scope="module")
-def gold(shared_dir):
-    return shared_dir / "golden" / "model"
-
-
-@pytest.fixture(scope="module")
-def golden_run(gold):
-    graph, fetches, train_op = _build(gold)
+def golden_run(golden_model):
+    graph, fetches, train_op = _build(golden_model)
     with tf1.Session(graph=graph) as sess:
         sess.run(tf1.global_variables_initializer())
         out0 = sess.run(fetches)
@@ -63,9 +58,9 @@ def golden_run(gold):
     return out0, losses, after
 
 
-def test_forward_matches_golden(gold, golden_run):
-    expected = np.load(gold / "golden_outputs.npz")
-    golden = json.loads((gold / "golden.json").read_text())
+def test_forward_matches_golden(golden_model, golden_run):
+    expected = np.load(golden_model / "golden_outputs.npz")
+    golden = json.loads((golden_model / "golden.json").read_text())
     out0, _, _ = golden_run
     for key in ("seq_out", "pooled", "mlm_logp", "nsp_logp"):
         assert out0[key].shape == expected[key].shape, key
@@ -73,9 +68,9 @@ def test_forward_matches_golden(gold, golden_run):
     assert abs(out0["loss"] - golden["loss0"]) < TOL
 
 
-def test_three_training_steps_match_golden(gold, golden_run):
-    expected = np.load(gold / "golden_outputs.npz")
-    golden = json.loads((gold / "golden.json").read_text())
+def test_three_training_steps_match_golden(golden_model, golden_run):
+    expected = np.load(golden_model / "golden_outputs.npz")
+    golden = json.loads((golden_model / "golden.json").read_text())
     _, losses, after = golden_run
     np.testing.assert_allclose(losses, golden["losses"], atol=TOL, rtol=0)
     assert sorted(after) == sorted(golden["variables"])
@@ -86,15 +81,15 @@ def test_three_training_steps_match_golden(gold, golden_run):
         assert np.shape(got) == np.shape(want), name
         np.testing.assert_allclose(got, want, atol=TOL, rtol=0, err_msg=name)
     # The update moved the weights (so the comparison above is not trivially true).
-    init = tf.train.load_variable(str(gold / "init.ckpt"), "bert/embeddings/word_embeddings")
+    init = tf.train.load_variable(str(golden_model / "init.ckpt"), "bert/embeddings/word_embeddings")
     assert np.abs(after["bert/embeddings/word_embeddings"] - init).max() > 1e-4
 
 
 @pytest.mark.parametrize("dtype,tol", [("bfloat16", 0.08), ("float16", 0.02)])
-def test_mixed_precision_forward_close_to_fp32(gold, dtype, tol):
+def test_mixed_precision_forward_close_to_fp32(golden_model, dtype, tol):
     """AMP: same variables (float32), loss close to the fp32 golden loss."""
-    golden = json.loads((gold / "golden.json").read_text())
-    graph, fetches, _ = _build(gold, compute_type=getattr(tf, dtype))
+    golden = json.loads((golden_model / "golden.json").read_text())
+    graph, fetches, _ = _build(golden_model, compute_type=getattr(tf, dtype))
     with tf1.Session(graph=graph) as sess:
         sess.run(tf1.global_variables_initializer())
         out0 = sess.run(fetches)

@@ -11,11 +11,11 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
-from bench.make_clinical_corpus import make_corpus
+from data_prep.synthetic_corpus import make_corpus
 from bert import create_pretraining_data as cpd
+from tests.helpers import is_loopback, listening_addresses, open_paths, process_tree, still_alive
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(cpd._cpd_native is None, reason="bert._cpd_native not built")
@@ -61,34 +61,6 @@ def temps(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if ".tmp-" in p.name)
 
 
-def tree(pid: int) -> list[psutil.Process]:
-    try:
-        root = psutil.Process(pid)
-        return [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
-
-
-def listening_addresses(procs: list[psutil.Process]) -> set[str]:
-    found = set()
-    for p in procs:
-        try:
-            conns = p.net_connections(kind="inet")
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-        found |= {c.laddr.ip for c in conns if c.status == psutil.CONN_LISTEN}
-    return found
-
-
-def alive(procs: list[psutil.Process]) -> list[psutil.Process]:
-    def running(p):
-        try:
-            return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
-        except psutil.NoSuchProcess:
-            return False
-    return [p for p in procs if running(p)]
-
-
 def test_local_pool_and_dask_workers_write_the_same_bytes(shards, tmp_path):
     d, args, expected = shards
     r = cli(*args, "--output_dir", str(tmp_path / "pool"), "--num_workers=2")
@@ -98,14 +70,14 @@ def test_local_pool_and_dask_workers_write_the_same_bytes(shards, tmp_path):
     proc = popen(*args, "--output_dir", str(tmp_path / "dask"), "--dask_workers=2")
     listening: set[str] = set()
     while proc.poll() is None:
-        listening |= listening_addresses(tree(proc.pid))
+        listening |= listening_addresses(process_tree(proc.pid))
         time.sleep(0.05)
     err = proc.stderr.read()
     assert proc.returncode == 0, err
     assert "4 shard(s) on local Dask cluster of 2 worker(s)" in err
     assert outputs(tmp_path / "dask") == expected
     assert listening, "the Dask scheduler/workers were never seen listening"
-    assert all(ip.startswith("127.") for ip in listening), listening
+    assert all(is_loopback(ip) for ip in listening), listening
     # resume: everything is up to date, whichever executor runs the rerun
     r = cli(*args, "--output_dir", str(tmp_path / "dask"), "--num_workers=2")
     assert r.returncode == 0 and "4 skipped" in r.stderr, r.stderr
@@ -119,17 +91,14 @@ def test_sigkilled_dask_worker_is_survived_with_identical_output(shards, tmp_pat
                                   dashboard_address="127.0.0.1:0", silence_logs=40) as cluster, \
             distributed.Client(cluster) as client:
         worker_pids = set(client.run(os.getpid).values())
-        ours = tree(os.getpid())
-        assert listening_addresses(ours) and all(ip.startswith("127.") for ip in listening_addresses(ours))
+        ours = listening_addresses(process_tree(os.getpid()))
+        assert ours and all(is_loopback(ip) for ip in ours), ours
         proc = popen(*args, "--output_dir", str(out), "--scheduler", cluster.scheduler_address)
         killed = None
         deadline = time.monotonic() + 120
         while killed is None and proc.poll() is None and time.monotonic() < deadline:
             for pid in worker_pids:  # kill a worker while it holds a shard open (mid-task)
-                try:
-                    files = [f.path for f in psutil.Process(pid).open_files()]
-                except psutil.NoSuchProcess:
-                    continue
+                files = open_paths(pid)
                 if any(f.startswith(str(d / "in")) or ".tmp-" in f for f in files):
                     os.kill(pid, signal.SIGKILL)
                     killed = pid
@@ -153,18 +122,18 @@ def test_ctrl_c_with_two_workers_leaves_no_process_and_the_rerun_resumes(shards,
     proc = popen(*args, "--output_dir", str(out), "--num_workers=2")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
-        procs = tree(proc.pid)
+        procs = process_tree(proc.pid)
         if len(procs) >= 3 and out.is_dir() and temps(out):  # both workers busy writing
             break
         time.sleep(0.01)
-    procs = tree(proc.pid)
+    procs = process_tree(proc.pid)
     assert proc.poll() is None and len(procs) >= 3, "the run ended before it could be interrupted"
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
     t0 = time.monotonic()
     _, err = proc.communicate(timeout=30)
-    while alive(procs) and time.monotonic() - t0 < 5:
+    while still_alive(procs) and time.monotonic() - t0 < 5:
         time.sleep(0.05)
-    assert alive(procs) == [], [p.pid for p in alive(procs)]
+    assert still_alive(procs) == []
     assert proc.returncode == 130, err
     assert "interrupted; rerun the same command to resume" in err
     assert "Traceback" not in err
@@ -183,16 +152,13 @@ def test_a_killed_pool_worker_is_one_line_and_the_rerun_resumes(shards, tmp_path
     deadline = time.monotonic() + 60
     victim = None
     while victim is None and proc.poll() is None and time.monotonic() < deadline:
-        for child in tree(proc.pid)[1:]:
-            try:
-                if any(f.path.startswith(str(d / "in")) for f in child.open_files()):
-                    victim = child
-                    break
-            except psutil.NoSuchProcess:
-                continue
+        for child in process_tree(proc.pid) - {proc.pid}:
+            if any(f.startswith(str(d / "in")) for f in open_paths(child)):
+                victim = child
+                break
         time.sleep(0.005)
     assert victim is not None, "no worker was caught mid-shard"
-    victim.kill()
+    os.kill(victim, signal.SIGKILL)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1, err
     assert "Traceback" not in err

@@ -21,6 +21,8 @@ import pytest
 import tensorflow as tf
 
 from bert import run_pretraining as rp
+from bert.tfrecord_codec import iter_records, parse_example, serialize_example
+from tests.helpers import read_batch
 from utils.cli import UserError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,8 +33,8 @@ TINY = {"vocab_size": 627, "hidden_size": 32, "num_hidden_layers": 1,
 
 
 @pytest.fixture(scope="module")
-def records(shared_dir) -> str:
-    return str(shared_dir / "golden" / "model" / "input.tfrecord")
+def records(golden_model) -> str:
+    return str(golden_model / "input.tfrecord")
 
 
 @pytest.fixture()
@@ -73,6 +75,7 @@ def _schedule(step: int, lr: float, total: int, warmup: int) -> float:
     return lr * step / warmup if step < warmup else lr * (1 - min(step, total) / total)
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_continues_to_the_same_result(tiny_config, records, tmp_path):
     total, every = 80, 10
     out = tmp_path / "killed"
@@ -121,7 +124,7 @@ def test_resume_after_sigkill_continues_to_the_same_result(tiny_config, records,
     assert Path(final + ".index").stat().st_mtime == mtime
 
 
-def test_outputs_checkpoint_names_eval_summaries_config(tiny_config, records, tmp_path, shared_dir):
+def test_outputs_checkpoint_names_eval_summaries_config(tiny_config, records, tmp_path, golden_model):
     out = tmp_path / "run"
     _, stderr = _in_process(_opts(tiny_config, records, out, do_eval=True, max_eval_steps=3,
                                   keep_checkpoint_max=1))
@@ -129,7 +132,7 @@ def test_outputs_checkpoint_names_eval_summaries_config(tiny_config, records, tm
     assert sorted(p.name for p in out.glob("model.ckpt-*.index")) == ["model.ckpt-6.index"]
     assert (out / "checkpoint").read_text().splitlines()[0] == 'model_checkpoint_path: "model.ckpt-6"'
     variables = dict(tf.train.list_variables(str(out / "model.ckpt-6")))
-    golden = json.loads((shared_dir / "golden" / "model" / "golden.json").read_text())
+    golden = json.loads((golden_model / "golden.json").read_text())
     expect = {n for n in golden["variables"] if "layer_1" not in n}  # 1 layer vs 2
     assert set(variables) == expect
     # Progress lines: steps/s, examples/s, ETA.
@@ -156,17 +159,17 @@ def test_outputs_checkpoint_names_eval_summaries_config(tiny_config, records, tm
     assert config["flags"]["train_batch_size"] == 4 and config["flags"]["keep_checkpoint_max"] == 1
 
 
-def test_eval_metrics_match_numpy_reference(tiny_config, records, tmp_path, shared_dir):
+def test_eval_metrics_match_numpy_reference(tiny_config, records, tmp_path, golden_model):
     """Eval on the golden checkpoint (golden config) against an independent numpy
     computation from the golden log-probs of batch 0."""
-    gold = shared_dir / "golden" / "model"
+    gold = golden_model
     out = tmp_path / "eval"
     result = rp.run(_opts(str(gold / "bert_config.json"), records, out, do_train=False,
                           do_eval=True, eval_batch_size=8, max_eval_steps=1,
                           init_checkpoint=str(gold / "init.ckpt")))["eval"]
     logp = np.load(gold / "golden_outputs.npz")["mlm_logp"]
     nsp = np.load(gold / "golden_outputs.npz")["nsp_logp"]
-    feats = _first_batch(records, 8)
+    feats = read_batch(records, 8)
     ids, w = feats["masked_lm_ids"].reshape(-1), feats["masked_lm_weights"].reshape(-1)
     per = -logp[np.arange(len(ids)), ids]
     assert result["masked_lm_loss"] == pytest.approx((per * w).sum() / w.sum(), abs=1e-4)
@@ -179,23 +182,13 @@ def test_eval_metrics_match_numpy_reference(tiny_config, records, tmp_path, shar
     assert result["global_step"] == 0
 
 
-def _first_batch(path: str, n: int) -> dict:
-    out: dict = {}
-    for raw in tf.data.TFRecordDataset(path).take(n):
-        ex = tf.train.Example.FromString(raw.numpy())
-        for k, f in ex.features.feature.items():
-            v = f.int64_list.value if f.WhichOneof("kind") == "int64_list" else f.float_list.value
-            out.setdefault(k, []).append(list(v))
-    return {k: np.array(v) for k, v in out.items()}
-
-
 @pytest.fixture(scope="module")
-def fp32_reference(shared_dir, tmp_path_factory):
+def fp32_reference(golden_model, tmp_path_factory):
     """3 fp32 steps of the tiny config, CLI: (variables, logged loss)."""
     tmp = tmp_path_factory.mktemp("fp32")
     config = tmp / "bert_config.json"
     config.write_text(json.dumps(TINY))
-    records = str(shared_dir / "golden" / "model" / "input.tfrecord")
+    records = str(golden_model / "input.tfrecord")
     return _short_run(str(config), records, tmp / "out", {})
 
 
@@ -223,7 +216,7 @@ def _short_run(config: str, records: str, out: Path, extra: dict):
 
 
 @pytest.mark.parametrize("extra", [
-    {"use_xla": True},
+    pytest.param({"use_xla": True}, marks=pytest.mark.slow),
     {"use_amp": True, "amp_dtype": "bfloat16"},
     {"use_amp": True, "amp_dtype": "float16"},
 ], ids=["xla", "amp_bf16", "amp_fp16"])
@@ -320,14 +313,14 @@ def test_missing_inputs_and_unwritable_output(tiny_config, records, tmp_path):
                         init_checkpoint=str(tmp_path / "nockpt")), "nockpt", "not found")
 
 
-def test_config_checkpoint_mismatch_fails_cleanly_via_cli(tiny_config, records, tmp_path, shared_dir):
+def test_config_checkpoint_mismatch_fails_cleanly_via_cli(tiny_config, records, tmp_path, golden_model):
     """Tiny config (hidden 32) + golden checkpoint (hidden 64): one-line error naming the
     variable and both shapes, exit 1, and an existing output_dir left untouched."""
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("precious")
     res = _cli(_args(tiny_config, records, out,
-                     init_checkpoint=shared_dir / "golden" / "model" / "init.ckpt"))
+                     init_checkpoint=golden_model / "init.ckpt"))
     assert res.returncode == 1
     msg = res.stderr.strip().splitlines()[-1]
     assert msg.startswith("run_pretraining: error: --init_checkpoint ")
@@ -360,17 +353,17 @@ def test_corrupt_record_mid_file_stops_with_step_and_keeps_checkpoints(tiny_conf
 def _records_with_small_first_record(records: str, path: Path, cap: int) -> None:
     """The golden records, with record 0's token ids clipped below `cap` (so the check of
     record 0 before training passes and the error only shows while training)."""
-    raws = [r.numpy() for r in tf.data.TFRecordDataset(records)]
-    first = tf.train.Example.FromString(raws[0])
+    raws = list(iter_records(records))
+    first = parse_example(raws[0])
     for name in ("input_ids", "masked_lm_ids"):
-        values = first.features.feature[name].int64_list.value
-        values[:] = [min(v, cap - 1) for v in values]
+        first[name] = [min(v, cap - 1) for v in first[name]]
     with tf.io.TFRecordWriter(str(path)) as w:
-        w.write(first.SerializeToString())
+        w.write(serialize_example(first, feature_order=tuple(first)))
         for raw in raws[1:]:
             w.write(raw)
 
 
+@pytest.mark.slow
 def test_token_ids_beyond_vocab_size(tmp_path, records):
     """Records made with a larger vocabulary than the config's: refused before training
     when record 0 shows it; otherwise TF's useful line plus the likely cause, one line,
@@ -392,10 +385,10 @@ def test_token_ids_beyond_vocab_size(tmp_path, records):
     assert "Graph execution error" not in res.stderr and "Traceback" not in res.stderr
 
 
-def test_corrupt_init_checkpoint_is_one_line(tiny_config, records, tmp_path, shared_dir):
+def test_corrupt_init_checkpoint_is_one_line(tiny_config, records, tmp_path, golden_model):
     bad = tmp_path / "init"
     bad.mkdir()
-    for f in (shared_dir / "golden" / "model").glob("init.ckpt.*"):
+    for f in golden_model.glob("init.ckpt.*"):
         data = f.read_bytes()
         (bad / f.name).write_bytes(data[: len(data) // 2] if "data" in f.name else data)
     res = _cli(_args(tiny_config, records, tmp_path / "out", init_checkpoint=bad / "init.ckpt"))

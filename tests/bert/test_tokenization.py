@@ -194,12 +194,13 @@ def test_matches_spec_on_hostile_unicode(cased, uncased, lower):
 
 
 @pytest.mark.parametrize("lower", [False, True])
-def test_fast_path_equals_exact_path(cased, uncased, shared_dir, lower):
+def test_fast_path_equals_exact_path(cased, uncased, golden_cpd, lower):
     """tokenize_to_ids (regex route + word cache) == convert_tokens_to_ids(tokenize) on
-    every line of the clinical golden input, the bench corpus and random ASCII."""
-    from bench.make_clinical_corpus import make_corpus
+    every line of the clinical golden input, the synthetic corpus (data_prep.synthetic_corpus)
+    and random ASCII."""
+    from data_prep.synthetic_corpus import make_corpus
     tok = uncased if lower else cased
-    lines = (shared_dir / "golden/create_pretraining_data/clin.txt").read_text("utf-8").split("\n")
+    lines = (golden_cpd / "clin.txt").read_text("utf-8").split("\n")
     lines += make_corpus(150, seed=3).split("\n")
     r = random.Random(11)
     ascii_chars = [chr(c) for c in range(128)]

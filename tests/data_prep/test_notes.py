@@ -226,10 +226,10 @@ def test_corpus_selector():
 # ------------------------------------------------------------- real quoting
 @pytest.mark.parametrize("name,column", [("aci_bench_train.csv", "note"),
                                          ("mts_dialog_train.csv", "section_text")])
-def test_public_notes_round_trip_like_pandas(shared_dir, tmp_path, name, column):
+def test_public_notes_round_trip_like_pandas(public_notes, tmp_path, name, column):
     """Real clinical texts (quotes, commas, newlines, non-ASCII) written in the MIMIC
     layout by pandas (minimal quoting) read back exactly as pandas reads them."""
-    texts = pd.read_csv(shared_dir / "data" / "public_notes" / name,
+    texts = pd.read_csv(public_notes / name,
                         dtype=str, keep_default_na=False)[column].tolist()
     assert any('"' in t for t in texts) and any("," in t for t in texts)
     frame = pd.DataFrame({c: [""] * len(texts) for c in MIMIC3})

@@ -16,6 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import process_table
+
+pytestmark = pytest.mark.slow  # whole recipe runs, most sharing one ~30 s run
+
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["--model_size", "tiny", "--tiny_hidden_size", "32", "--tiny_layers", "1", "--tiny_heads", "2",
         "--tiny_intermediate_size", "64", "--train_batch_size", "8", "--max_eval_steps", "2",
@@ -41,22 +45,6 @@ def _synthetic_notes(path: Path, n: int, seed: int) -> Path:
 
 def _files(folder: Path, pattern: str) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.glob(pattern))}
-
-
-def _processes() -> dict[int, tuple[int, str]]:
-    """pid -> (process group, command line) of every live process (a /proc scan)."""
-    out = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            cmd = Path(f"/proc/{d}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            fields = Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z":
-            out[int(d)] = (int(fields[2]), cmd)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -119,9 +107,9 @@ def _start_and_wait_for_section_workers(cmd: list[str], run_dir: Path, cache: Pa
     deadline = time.monotonic() + 120
     while True:
         assert time.monotonic() < deadline and proc.poll() is None, "never saw the sections stage's workers"
-        ps = _processes()
-        stage = [g for g, c in ps.values() if "section_split" in c and str(run_dir) in c]
-        if stage and sum(1 for g, _ in ps.values() if g == stage[0]) >= 3:
+        ps = process_table()
+        stage = [p.pgid for p in ps.values() if "section_split" in p.cmdline and str(run_dir) in p.cmdline]
+        if stage and sum(1 for p in ps.values() if p.pgid == stage[0]) >= 3:
             return proc, stage[0]
         time.sleep(0.02)
 
@@ -131,8 +119,8 @@ def _left_after(seconds: float, group: int, run_dir: Path) -> list[tuple[int, st
     `seconds` after now; any found are killed so that a failing test leaves none."""
     deadline = time.monotonic() + seconds
     while True:
-        left = [(pid, c) for pid, (g, c) in _processes().items()
-                if (g == group or str(run_dir) in c) and pid != os.getpid()]
+        left = [(pid, p.cmdline) for pid, p in process_table().items()
+                if (p.pgid == group or str(run_dir) in p.cmdline) and pid != os.getpid()]
         if not left or time.monotonic() > deadline:
             break
         time.sleep(0.05)
@@ -169,9 +157,9 @@ def test_sigint_with_two_workers_leaves_no_process_and_the_rerun_resumes_to_the_
 
     again = subprocess.run(cmd, cwd=REPO, env=_env(cache), capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-4000:]
-    shared_dir = shared_run[0]
-    assert _files(run_dir / "text", "*.txt") == _files(shared_dir / "text", "*.txt")
-    assert _files(run_dir / "tfrecords", "*.tfrecord") == _files(shared_dir / "tfrecords", "*.tfrecord")
+    first_run = shared_run[0]
+    assert _files(run_dir / "text", "*.txt") == _files(first_run / "text", "*.txt")
+    assert _files(run_dir / "tfrecords", "*.tfrecord") == _files(first_run / "tfrecords", "*.tfrecord")
     assert len(_files(run_dir / "tfrecords", "*.tfrecord")) >= 10
 
 

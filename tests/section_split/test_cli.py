@@ -28,7 +28,7 @@ RAISES = "Plan:\n1. Rest\n2. Fluids\n3 days of follow up."   # faithful split ra
 BAD_BYTE = "@@BAD@@"                                         # replaced by an invalid UTF-8 byte
 
 
-def _rows(shared_dir):
+def _rows(public_notes):
     """(row_id, category, iserror, text) with every case the CLI must count."""
     rows = [("101", "Discharge summary", "", DISCHARGE),
             ("102", "Discharge summary", "", RAISES),
@@ -37,7 +37,7 @@ def _rows(shared_dir):
             ("105", "Discharge summary", "", f"Patient {BAD_BYTE}stable. Home today."),
             ("106", "Radiology", "", "   \n  "),                             # no sentences
             ("107", "Physician ", "", "Assessment:\nStable.\n\nPlan: continue. Follow up.")]
-    with open(shared_dir / "data" / "public_notes" / "mts_dialog_train.csv", newline="", encoding="utf-8") as f:
+    with open(public_notes / "mts_dialog_train.csv", newline="", encoding="utf-8") as f:
         texts = [r["section_text"] for r, _ in zip(csv.DictReader(f), range(14))]
     cats = ["Physician ", "Discharge summary"]
     rows += [(str(200 + i), cats[i % 2], "0", t) for i, t in enumerate(texts)]
@@ -45,11 +45,11 @@ def _rows(shared_dir):
 
 
 @pytest.fixture(scope="module")
-def notes_csv(shared_dir, tmp_path_factory):
+def notes_csv(public_notes, tmp_path_factory):
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(HEADER)
-    rows = _rows(shared_dir)
+    rows = _rows(public_notes)
     for row_id, category, iserror, text in rows:
         w.writerow([row_id, "1", "2", "2151-01-01", "", "", category, "Report", "", iserror, text])
     path = tmp_path_factory.mktemp("notes") / "NOTEEVENTS.csv"

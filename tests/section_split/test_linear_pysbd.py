@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import random
 import re
 
@@ -53,17 +52,17 @@ def test_same_spans_as_pysbd_on_random_texts(segmenters):
     assert differ == []
 
 
-def test_same_spans_as_pysbd_on_real_and_synthetic_text(segmenters, shared_dir):
+@pytest.mark.slow
+def test_same_spans_as_pysbd_on_real_and_synthetic_text(segmenters, golden_sections, public_notes):
     from data_prep.synthetic_notes import _NoteWriter
     ours, theirs = segmenters
-    golden = json.loads((shared_dir / "golden" / "sections" / "public_notes.sections.json").read_text())
-    texts = [s for r in golden["results"] if r != "ERROR" for s in r]
-    with open(shared_dir / "data" / "public_notes" / "mtsamples_subset_322rows.csv", newline="",
-              encoding="utf-8") as f:
+    texts = [s for r in golden_sections["results"] if r != "ERROR" for s in r]
+    with open(public_notes / "mtsamples_subset_322rows.csv", newline="", encoding="utf-8") as f:
         texts += [r["transcription"] for r, _ in zip(csv.DictReader(f), range(15))]
     w = _NoteWriter(random.Random(3))
     texts += [w.discharge() for _ in range(5)] + [w.nursing() for _ in range(5)]
-    assert len(texts) > 3000
+    # every golden section (3,182: no golden note is ERROR), 15 MTSamples notes, 10 synthetic
+    assert len(texts) == 3182 + 15 + 10
     assert [i for i, t in enumerate(texts) if _spans(ours, t) != _spans(theirs, t)] == []
 
 

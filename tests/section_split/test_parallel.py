@@ -17,6 +17,7 @@ import section_split.__main__ as cli
 import section_split.run as run_module
 import section_split.worker as worker
 from data_prep.synthetic_notes import write_synthetic_notes
+from tests.helpers import is_loopback, listening_addresses, process_tree, still_alive
 
 REPO = Path(__file__).resolve().parents[2]
 ARGS = ("--shard_notes", "20")
@@ -46,55 +47,6 @@ def _run(notes: Path, out: Path, *extra: str) -> int:
 
 # ---------------------------------------------------------------- listening sockets
 
-def _descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = {pid}, [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
-def listening_addresses(pids: set[int]) -> set[str]:
-    """Local IP addresses of the TCP sockets in LISTEN state owned by `pids`."""
-    inodes = set()
-    for pid in pids:
-        try:
-            for fd in Path(f"/proc/{pid}/fd").iterdir():
-                target = os.readlink(fd)
-                if target.startswith("socket:["):
-                    inodes.add(target[8:-1])
-        except OSError:
-            continue
-    addresses = set()
-    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] == "0A" and fields[9] in inodes:        # 0A: LISTEN
-                raw = fields[1].split(":")[0]
-                if width == 8:
-                    addresses.add(".".join(str(int(raw[i:i + 2], 16)) for i in (6, 4, 2, 0)))
-                else:
-                    addresses.add(raw)
-    return addresses
-
-
-def _is_loopback(address: str) -> bool:
-    if "." in address:
-        return address.startswith("127.")
-    # tcp6, as 4 little-endian words: ::1, or ::ffff:127.x.y.z (IPv4-mapped)
-    return address == "00000000000000000000000001000000" or (
-        address[:16] == "0" * 16 and address[16:24] == "0000FFFF" and address[30:32] == "7F")
-
-
 class SocketWatch(threading.Thread):
     """Samples the listening sockets of this process and its descendants while a run
     goes on (Dask's scheduler, nannies and workers among them)."""
@@ -106,7 +58,7 @@ class SocketWatch(threading.Thread):
 
     def run(self) -> None:
         while not self.stop.wait(0.2):
-            self.seen |= listening_addresses(_descendants(os.getpid()))
+            self.seen |= listening_addresses(process_tree(os.getpid()))
 
     def __enter__(self) -> "SocketWatch":
         self.start()
@@ -117,6 +69,7 @@ class SocketWatch(threading.Thread):
         self.join()
 
 
+@pytest.mark.slow
 def test_local_pool_and_local_dask_cluster_are_byte_identical(notes, reference, tmp_path, capsys):
     assert _run(notes, tmp_path / "w2", "--num_workers", "2") == 0
     assert _shards(tmp_path / "w2") == reference
@@ -124,7 +77,7 @@ def test_local_pool_and_local_dask_cluster_are_byte_identical(notes, reference, 
         assert _run(notes, tmp_path / "dask", "--dask_workers", "2") == 0
     assert _shards(tmp_path / "dask") == reference
     assert "local Dask cluster of 2 worker(s)" in capsys.readouterr().err
-    assert watch.seen and all(_is_loopback(a) for a in watch.seen), watch.seen
+    assert watch.seen and all(is_loopback(a) for a in watch.seen), watch.seen
     m1, m2 = (json.loads((tmp_path / d / "manifest.json").read_text()) for d in ("w2", "dask"))
     assert m1["totals"] == m2["totals"] and m1["dropped_notes"] == m2["dropped_notes"]
 
@@ -181,9 +134,10 @@ def test_scheduler_survives_a_killed_worker_and_resumes(notes, reference, cluste
     killer.join()
     assert killed and killed[0] < len(reference), "the worker was not killed while work was pending"
     assert _shards(out) == reference
-    assert watch.seen and all(_is_loopback(a) for a in watch.seen), watch.seen
+    assert watch.seen and all(is_loopback(a) for a in watch.seen), watch.seen
 
 
+@pytest.mark.slow
 def test_ctrl_c_with_two_workers_leaves_no_process_and_the_rerun_resumes(tmp_path):
     # Enough notes that most batches are still to come when the first shard is done
     # (the main process keeps 2 x workers + 1 batches of 64 notes in flight).
@@ -204,12 +158,11 @@ def test_ctrl_c_with_two_workers_leaves_no_process_and_the_rerun_resumes(tmp_pat
         while not list(out.glob("*.done")) and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert proc.poll() is None, "the run ended before it could be interrupted"
-        group = _descendants(proc.pid)
+        group = process_tree(proc.pid)
         assert len(group) >= 3                          # the main process and its 2 workers
         os.killpg(proc.pid, signal.SIGINT)               # Ctrl-C reaches the whole group
         time.sleep(5)
-        alive = [pid for pid in group if Path(f"/proc/{pid}").exists()
-                 and "zombie" not in Path(f"/proc/{pid}/status").read_text()]
+        alive = still_alive(group)
         assert alive == [] or alive == [proc.pid] and proc.poll() is not None
         assert proc.wait(1) == 130
         err = proc.stderr.read().strip().splitlines()

@@ -3,7 +3,7 @@ steps in section_split/sections.py's docstring)."""
 from __future__ import annotations
 
 import csv
-import json
+from pathlib import Path
 
 import pytest
 
@@ -15,22 +15,22 @@ PUBLIC_NOTES = (("aci_bench_train.csv", "note"), ("mtsamples_subset_322rows.csv"
                 ("mts_dialog_train.csv", "section_text"))
 
 
-def public_notes(shared_dir):
+def notes_in_golden_order(public_notes: Path):
     """(file name, text) of every public note in golden order. csv, not pandas: the
     mtsamples subset ends inside a quoted field, which csv reads leniently as the original did."""
     for name, column in PUBLIC_NOTES:
-        with open(shared_dir / "data" / "public_notes" / name, newline="", encoding="utf-8") as f:
+        with open(public_notes / name, newline="", encoding="utf-8") as f:
             for row in csv.DictReader(f):
                 if row.get(column):
                     yield name, row[column]
 
 
-def test_matches_every_golden_entry(shared_dir):
-    golden = json.loads((shared_dir / "golden" / "sections" / "public_notes.sections.json").read_text())
-    notes = list(public_notes(shared_dir))
-    assert len(notes) == len(golden["results"]) == 1586
+def test_matches_every_golden_entry(golden_sections, public_notes):
+    notes = list(notes_in_golden_order(public_notes))
+    assert len(notes) == len(golden_sections["results"]) == 1586
     mismatches = []
-    for i, ((name, text), source, expected) in enumerate(zip(notes, golden["sources"], golden["results"])):
+    golden = zip(golden_sections["sources"], golden_sections["results"])
+    for i, ((name, text), (source, expected)) in enumerate(zip(notes, golden)):
         assert name == source, f"entry {i}: note from {name}, golden from {source}"
         try:
             got = split_sections(text)

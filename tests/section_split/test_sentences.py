@@ -2,7 +2,6 @@
 as section_split/sentences.py's docstring states them)."""
 from __future__ import annotations
 
-import json
 
 import pytest
 import spacy
@@ -32,15 +31,14 @@ def _sents(doc):
     return [s.text for s in doc.sents]
 
 
-def test_pysbd_sentencizer_equals_scispacys(shared_dir):
+def test_pysbd_sentencizer_equals_scispacys(golden_sections):
     # Our fast copy must give exactly scispaCy's boundaries: compare on every 10th
     # section of the golden sections of the public notes (~320 real sections).
-    golden = json.loads((shared_dir / "golden" / "sections" / "public_notes.sections.json").read_text())
-    sections = [s for r in golden["results"] if r != "ERROR" for s in r][::10]
+    sections = [s for r in golden_sections["results"] if r != "ERROR" for s in r][::10]
     ours, theirs = _blank("clinical_pysbd_sentencizer"), _blank("pysbd_sentencizer")
     differ = [i for i, (a, b) in enumerate(zip(ours.pipe(sections), theirs.pipe(sections)))
               if [t.is_sent_start for t in a] != [t.is_sent_start for t in b]]
-    assert len(sections) > 300 and differ == []
+    assert len(sections) == 319 and differ == []  # every 10th of the 3,182 golden sections
 
 
 def test_components_declare_what_they_do_and_own_their_segmenter():

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import still_alive
 from utils.procs import StageInterrupted, group_alive, run_in_group
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
@@ -33,14 +34,6 @@ STAGE = textwrap.dedent("""
 """)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def _wait_for(path: Path, timeout: float = 60) -> list[int]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -52,9 +45,9 @@ def _wait_for(path: Path, timeout: float = 60) -> list[int]:
 
 def _gone_within(pids: list[int], seconds: float) -> list[int]:
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+    while time.monotonic() < deadline and still_alive(pids):
         time.sleep(0.05)
-    return [p for p in pids if _alive(p)]
+    return still_alive(pids)
 
 
 def test_normal_exit_returns_the_status_and_leaves_no_group(tmp_path):

@@ -1,13 +1,15 @@
-"""Deterministic clinical-style pretraining corpus for benchmarks (no real patient data).
+"""Deterministic clinical-style pretraining text (no real patient data), for benchmarks
+and tests of the TFRecord stage.
 
-One sentence per line, a blank line between notes, like the sentence files the pipeline
-feeds to create_pretraining_data. Vocabulary and shapes imitate MIMIC notes (de-identified
-placeholders, vitals, labs, medication lists, abbreviations); about 1 line in 40 carries
-non-ASCII (°, µ, accents, dashes, non-breaking spaces) so the exact tokenizer path is
-exercised too.
+One sentence per line, a blank line between documents: the shape of the sentence files
+the pipeline feeds to create_pretraining_data (data_prep.synthetic_notes makes the notes
+CSV the earlier stages read; this skips those stages). Vocabulary and shapes imitate
+MIMIC notes (de-identified placeholders, vitals, labs, medication lists, abbreviations);
+about 1 line in 40 carries non-ASCII (°, µ, accents, dashes, non-breaking spaces) so the
+exact tokenizer path is exercised too.
 
-    python -m bench.make_clinical_corpus OUT.txt [--docs 8000] [--seed 0]
-    python -m bench.make_clinical_corpus OUT.txt --mb 1000     # ~1 GB, streamed to disk
+    python -m data_prep.synthetic_corpus OUT.txt [--docs 8000] [--seed 0]
+    python -m data_prep.synthetic_corpus OUT.txt --mb 1000     # ~1 GB, streamed to disk
 
 `--mb` writes documents until the file holds at least that many megabytes (10^6 bytes);
 the first N documents are the same as `--docs N` gives for the same seed.
@@ -17,9 +19,11 @@ from __future__ import annotations
 import argparse
 import itertools
 import random
+import sys
 from typing import Iterator
 
 from utils.atomic import atomic_open
+from utils.cli import UserError, os_error_message, run_main
 from utils.progress import Progress
 
 _AGES = range(18, 99)
@@ -107,7 +111,7 @@ def write_corpus(path: str, num_docs: int | None = None, megabytes: float | None
     """Stream `num_docs` documents, or documents until `megabytes` MB, to `path`
     (atomically, in bounded memory); returns (documents, bytes)."""
     limit = None if megabytes is None else int(megabytes * 1e6)
-    progress = Progress("documents", label="make_clinical_corpus")
+    progress = Progress("documents", label="synthetic_corpus")
     docs = size = 0
     with atomic_open(path, "w", encoding="utf-8") as f:
         for doc in iter_documents(seed):
@@ -124,19 +128,32 @@ def write_corpus(path: str, num_docs: int | None = None, megabytes: float | None
     return docs, size + 1
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+class SyntheticCorpusError(UserError):
+    """The output file cannot be written."""
+
+
+def _write(args: argparse.Namespace) -> int:
+    num_docs = args.docs if args.docs is not None or args.mb is not None else 8000
+    try:
+        docs, size = write_corpus(args.output, num_docs, args.mb, args.seed)
+    except OSError as exc:
+        raise SyntheticCorpusError(os_error_message(exc, f"cannot write {args.output}")) from None
+    print(f"{args.output}: {docs:,} documents, {size / 1e6:,.1f} MB")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m data_prep.synthetic_corpus",
+                                 description=__doc__.splitlines()[0])
     ap.add_argument("output")
     ap.add_argument("--docs", type=int, default=None, help="number of documents (default 8000)")
     ap.add_argument("--mb", type=float, default=None, help="write at least this many MB instead")
     ap.add_argument("--seed", type=int, default=0)
-    a = ap.parse_args()
-    if a.docs is not None and a.mb is not None:
+    args = ap.parse_args(argv)
+    if args.docs is not None and args.mb is not None:
         ap.error("give --docs or --mb, not both")
-    num_docs = a.docs if a.docs is not None or a.mb is not None else 8000
-    docs, size = write_corpus(a.output, num_docs, a.mb, a.seed)
-    print(f"{a.output}: {docs:,} documents, {size / 1e6:,.1f} MB")
+    return run_main("data_prep.synthetic_corpus", _write, args)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
