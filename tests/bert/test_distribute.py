@@ -288,7 +288,10 @@ def test_killed_worker_then_rerun_gives_the_uninterrupted_result(config0, golden
     assert len(re.findall(r"Resuming from", log)) == 2
     ref = tmp_path / "uninterrupted"
     _run(config0, golden_model, ref, **flags)
-    _assert_same(_variables(out), _variables(ref))
+    # 60 steps, not 3: float32 rounding differences between two workers' summed half
+    # batches and one device's batch grow with the steps (1.06e-5 seen once under load).
+    # A wrong resume (a batch repeated or skipped) moves weights by ~lr = 1e-3 in one step.
+    _assert_same(_variables(out), _variables(ref), tol=5e-5)
 
 
 def test_launcher_gives_each_worker_its_own_gpus():

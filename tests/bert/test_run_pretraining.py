@@ -400,6 +400,7 @@ def test_corrupt_init_checkpoint_is_one_line(tiny_config, records, tmp_path, gol
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+@pytest.mark.slow
 def test_help_lists_every_flag_with_its_help_and_no_banners(tiny_config, records, tmp_path):
     res = _cli(["--help"])
     assert res.returncode == 0, res.stderr[-2000:]
