@@ -27,6 +27,9 @@ note_type, note_seq, charttime, storetime, text; DS/RR/AR notes; `___` de-identi
 
 Deterministic: the same N, seed and format give a byte-identical file (one
 random.Random(seed) drives everything; gzip header mtime 0 and no file name).
+
+Longer than the project's ~400-line guide: most of it is word lists and sentence
+templates (data, one per note shape above); the generator itself is short.
 """
 from __future__ import annotations
 
