@@ -33,6 +33,7 @@ from downstream_tasks.training import Setting
 from utils.atomic import atomic_path, remove_stale_temps, write_json_atomic
 from utils.cli import UsageError, UserError, absl_run, os_error_message
 from utils.fingerprint import sha256_file
+from utils.resume_record import settings_mismatch
 
 _LRS, _BATCHES = (2e-5, 3e-5, 5e-5), (16, 32)
 PRESETS: dict[str, dict[str, list[Setting]]] = {
@@ -118,11 +119,13 @@ def claim_output_dir(out: Path, config: dict[str, Any]) -> None:
     path = out / "run_config.json"
     if path.is_file():
         import json
-        old = json.loads(path.read_text(encoding="utf-8"))
-        diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
-        if diff:
-            raise RunError(f"{out}: holds a run with other settings ({', '.join(diff)} differ); "
-                           "use a new --output_dir")
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise RunError(f"{path}: unreadable ({e}); use a new --output_dir") from None
+        message = settings_mismatch(out, old if isinstance(old, dict) else {}, config, "use a new --output_dir")
+        if message:
+            raise RunError(message)
     else:
         write_json_atomic(path, config)
 

@@ -46,8 +46,20 @@ def test_rerun_resumes_and_is_deterministic(mednli_runs, synthetic_dir: Path, me
     fresh = run.evaluate("mednli", synthetic_dir / "mednli", mednli_model, tmp_path / "one", seeds=[2],
                          max_steps=12)
     assert fresh["runs"][0]["test"] == r["runs"][1]["test"]
-    with pytest.raises(run.RunError, match="holds a run with other settings.*max_steps"):
+    with pytest.raises(run.RunError, match=r"made with other settings \(max_steps: 12 -> 5\); use a new --output_dir"):
         run.evaluate("mednli", synthetic_dir / "mednli", mednli_model, tmp_path / "one", seeds=[2], max_steps=5)
+
+
+def test_a_damaged_run_config_is_one_line_and_left_alone(synthetic_dir: Path, mednli_model: Path,
+                                                         tmp_path: Path) -> None:
+    out = tmp_path / "damaged"
+    out.mkdir()
+    (out / "run_config.json").write_text("{not json")
+    with pytest.raises(run.RunError, match=r"run_config.json: unreadable \(.*\); use a new --output_dir") as info:
+        run.evaluate("mednli", synthetic_dir / "mednli", mednli_model, out, seeds=[2], max_steps=5)
+    assert "\n" not in str(info.value)
+    assert (out / "run_config.json").read_text() == "{not json"
+    assert not list((out / "units").iterdir())
 
 
 def test_ncbi_disease_run(ncbi_dir: Path, cased_model: Path, tmp_path: Path) -> None:
