@@ -37,9 +37,8 @@ from utils.resume_record import (changed_inputs as changed_names, describe_input
 STEP_INPUTS = {"sections": ("notes",), "vocab": ("vocab",), "tfrecords": ("init",), "pretrain": ("init",),
                "compare": ("reference",), "evaluate": ("eval_data",)}
 # Settings a step's marker records: a changed value redoes the step, keeping its work
-# (pretraining continues from its newest checkpoint). A plain lookup: it may later be fed
-# from a settings table.
-STEP_SETTINGS = step_settings()  # from the settings table (recipe.settings.SETTINGS, `redoes`)
+# (pretraining continues from its newest checkpoint). From the settings table's `redoes`.
+STEP_SETTINGS = step_settings()
 # Folders of a step's resumable partial work: removed when an input of the step changed.
 STEP_WORK = {"notes": "notes", "sections": "text", "vocab": "vocab", "tfrecords": "tfrecords",
              "pretrain": "pretrain", "evaluate": "evaluate"}

@@ -19,7 +19,6 @@ from typing import Any, Callable
 
 from recipe import settings
 from recipe.config import REPO, RecipeError
-from recipe.settings import flag
 from recipe.run_folder import Run
 from recipe.summary import write_summary
 from recipe.validate import eval_tasks, scratch_bert_config
@@ -114,7 +113,7 @@ def step_pretrain(run: Run) -> dict[str, Any]:
             "--output_dir", str(run.model_dir), "--bert_config_file", str(run.bert_config_file),
             "--do_train=true", "--do_eval=true"]
     if c.get("init"):
-        args.append(flag("init_checkpoint", c["init"]["prefix"]))
+        args.append(settings.flag("init_checkpoint", c["init"]["prefix"]))
     run_command(run, args + settings.stage_flags(c, settings.RUN_PRETRAINING))
     return {"outputs": [str(run.model_dir / "eval_results.txt")]}
 

@@ -21,7 +21,7 @@ from data_prep.notes import category_file_name, corpus_selector
 from section_split.worker import normalise_text, process_batch
 from utils.atomic import temp_path_for
 from utils.cli import UserError, os_error_message
-from utils.fingerprint import fingerprint_files
+from utils.fingerprint import FileFacts, fingerprint_files
 from utils.progress import Progress
 from utils.resume_record import (changed_inputs, describe_input_change, make_record,
                                  output_entry, read_record, settings_mismatch, unmet, write_record)
@@ -158,7 +158,7 @@ class Run:
             os.replace(shard.tmp, shard.path)
             record = make_record(
                 RECORD_KIND, settings=self.settings, inputs=self.inputs,
-                outputs=[output_entry(shard.path, self.out, sha256=shard.sha256.hexdigest())],
+                outputs=[output_entry(shard.path, self.out, sha256=shard.sha256.hexdigest(), facts=FileFacts())],
                 counts={"notes": shard.notes, "categories": shard.stats, "dropped_notes": shard.dropped,
                         "invalid_utf8_notes": shard.invalid_utf8, "large_notes": shard.large},
                 shard=shard.name)

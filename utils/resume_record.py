@@ -63,15 +63,18 @@ def output_entry(path: str | os.PathLike, folder: str | os.PathLike, sha256: str
     record's folder) when it lies under it, so a moved run folder keeps its records.
 
     A file's hash is `sha256` when the writer computed it while writing, else it comes
-    from the fingerprint cache (`facts`) or is computed. A directory is recorded with the
-    total size of the regular files under it and no hash (see the module docstring).
+    from the fingerprint cache (`facts`) or is computed. With `facts`, a hash known either
+    way is kept in the cache, so whoever records the same file next (the recipe's step
+    marker) does not read it again. A directory is recorded with the total size of the
+    regular files under it and no hash (see the module docstring).
     """
     path = Path(path)
     if path.is_dir():
         size, digest = _tree_size(path), None
     else:
         size = path.stat().st_size
-        digest = sha256 or (facts.get(path, "sha256", sha256_file) if facts else sha256_file(path))
+        compute = (lambda _: sha256) if sha256 else sha256_file
+        digest = facts.get(path, "sha256", compute) if facts else compute(path)
     return {"path": _relative_to(path, Path(folder)), "size": size, "sha256": digest}
 
 
@@ -152,11 +155,6 @@ def unmet(record: dict[str, Any] | None, *, kind: str, settings: dict[str, Any],
     return None
 
 
-def is_complete(record: dict[str, Any] | None, **rule: Any) -> bool:
-    """`unmet(record, **rule) is None`: the work the record describes is done."""
-    return unmet(record, **rule) is None
-
-
 def changed_inputs(recorded: dict[str, Any], current: dict[str, Any],
                    optional: Iterable[str] = ()) -> list[str]:
     """Names of the inputs whose content differs between a record and now, in recorded
@@ -174,6 +172,9 @@ def resolve_output(path: str, folder: str | os.PathLike) -> Path:
 
 # ----------------------------------------------------------------------------- messages
 
+_UNSET = object()  # a key absent from one side (None is a value)
+
+
 def settings_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """`key: old -> new` for every setting that differs, sorted by key."""
     def show(d: dict[str, Any], key: str) -> str:
@@ -183,9 +184,6 @@ def settings_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         return text if len(text) <= _MAX_VALUE_CHARS else text[: _MAX_VALUE_CHARS - 3] + "..."
     return [f"{k}: {show(old, k)} -> {show(new, k)}"
             for k in sorted(set(old) | set(new)) if old.get(k, _UNSET) != new.get(k, _UNSET)]
-
-
-_UNSET = object()
 
 
 def settings_mismatch(path: str | os.PathLike, old: dict[str, Any], new: dict[str, Any],

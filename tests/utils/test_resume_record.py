@@ -10,7 +10,7 @@ import pytest
 
 from utils.fingerprint import FileFacts, fingerprint_files
 from utils.resume_record import (RECORD_VERSION, OldRecordError, changed_inputs, describe_input_change,
-                                 is_complete, make_record, output_entry, read_record, settings_diff,
+                                 make_record, output_entry, read_record, settings_diff,
                                  settings_mismatch, unmet, write_record)
 
 KIND = "test.shard"
@@ -49,7 +49,7 @@ def test_a_written_record_reads_back_complete_with_relative_output_paths(done):
                                   "sha256": hashlib.sha256(b"records" * 10).hexdigest()}]
     assert record["inputs"]["text"][0]["path"] == str(src.resolve())
     assert record["counts"] == {"instances": 3}
-    assert unmet(record, **rule(done)) is None and is_complete(record, **rule(done))
+    assert unmet(record, **rule(done)) is None
 
 
 def test_absent_or_damaged_records_are_not_done(done):
@@ -152,3 +152,18 @@ def test_describe_input_change():
     assert describe_input_change(a, [dict(a[0], size=12, sha256="2")]) == "/n.csv: size 10 -> 12 bytes"
     assert describe_input_change(a, [dict(a[0], sha256="2")]) == "/n.csv: content changed (same size, other sha256)"
     assert describe_input_change(a, a + [{"path": "/m.csv", "size": 1, "sha256": "3"}]) == "/m.csv added"
+
+
+def test_a_hash_the_writer_computed_is_cached_for_the_next_reader(tmp_path):
+    """section_split hashes a shard while writing it; the recipe's marker then records
+    the same file and must get that hash from the cache, not read the shard again."""
+    shard = tmp_path / "out" / "shard.txt"
+    shard.parent.mkdir()
+    shard.write_bytes(b"one sentence\n")
+    facts = FileFacts(tmp_path / "cache")
+    written = output_entry(shard, shard.parent, sha256=hashlib.sha256(b"one sentence\n").hexdigest(), facts=facts)
+
+    def read_again(path):
+        raise AssertionError(f"{path} was hashed again")
+
+    assert FileFacts(tmp_path / "cache").get(shard, "sha256", read_again) == written["sha256"]
