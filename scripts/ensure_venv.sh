@@ -10,11 +10,11 @@
 # device is recreated from scratch (two TensorFlow builds must never share one).
 #
 # Then the project itself: `pip install --no-deps --no-build-isolation -e .` (the pins
-# above are its dependencies; the venv's setuptools builds it, upgraded first if older
-# than 70.1, the first to build wheels without the `wheel` package). This puts the
-# packages on the venv's path (no PYTHONPATH needed) and the clinicalbert-* commands in
-# .venv/bin, and builds the optional C helper bert/_cpd_native*.so; without a compiler
-# the install still succeeds and the pure-Python path runs. Redone only when
+# above are its dependencies; the venv's setuptools builds it: requirements-common.txt
+# pins setuptools >= 70.1, the first to build wheels without the `wheel` package). This
+# puts the packages on the venv's path (no PYTHONPATH needed) and the clinicalbert-*
+# commands in .venv/bin, and builds the optional C helper bert/_cpd_native*.so; without a
+# compiler the install still succeeds and the pure-Python path runs. Redone only when
 # pyproject.toml, setup.py or the C source changed, the helper went missing or the
 # compiler changed (stamp in .venv/.project.sha).
 # CLINICALBERT_SETUP_DRY_RUN=1 prints the choice (`device=... requirements=...`, then the
@@ -75,11 +75,6 @@ native_state() {
 project_hash="$(cat "$repo/pyproject.toml" "$repo/setup.py" "$repo/bert/_cpd_native.c" | sha256sum | cut -d' ' -f1)"
 project_old="$(cat "$venv/.project.sha" 2>/dev/null || true)"
 if [ "$project_old" != "$(echo $project_hash $(native_state))" ] || [ ! -x "$venv/bin/clinicalbert-recipe" ]; then
-  # (torch's own pin brings setuptools >= 77 today; a venv made by another route may not)
-  if ! "$venv/bin/python" -c 'import sys, setuptools; sys.exit(tuple(map(int, setuptools.__version__.split(".")[:2])) < (70, 1))'; then
-    echo "[setup] upgrading setuptools in .venv (>= 70.1 builds the project without the wheel package)" >&2
-    "$venv/bin/pip" install --disable-pip-version-check -q "setuptools>=70.1"
-  fi
   echo "[setup] installing the project into .venv (pip install -e .; builds the C helper)" >&2
   (cd "$repo" && "$venv/bin/pip" install --disable-pip-version-check "${project_install[@]}" \
       >"$venv/.install.log" 2>&1) || {
