@@ -64,8 +64,9 @@ def output_entry(path: str | os.PathLike, folder: str | os.PathLike, sha256: str
 
     A file's hash is `sha256` when the writer computed it while writing, else it comes
     from the fingerprint cache (`facts`) or is computed. With `facts`, a hash known either
-    way is kept in the cache, so whoever records the same file next (the recipe's step
-    marker) does not read it again. A directory is recorded with the total size of the
+    way is kept in the cache, so whoever fingerprints the same file next (e.g.
+    create_pretraining_data's shard record, whose input is a text shard) does not read it
+    again. A directory is recorded with the total size of the
     regular files under it and no hash (see the module docstring).
     """
     path = Path(path)

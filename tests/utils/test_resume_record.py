@@ -155,8 +155,9 @@ def test_describe_input_change():
 
 
 def test_a_hash_the_writer_computed_is_cached_for_the_next_reader(tmp_path):
-    """section_split hashes a shard while writing it; the recipe's marker then records
-    the same file and must get that hash from the cache, not read the shard again."""
+    """section_split hashes a text shard while writing it; create_pretraining_data then
+    fingerprints the same file as its shard's input and must get that hash from the cache,
+    not read the shard again."""
     shard = tmp_path / "out" / "shard.txt"
     shard.parent.mkdir()
     shard.write_bytes(b"one sentence\n")
